@@ -1,0 +1,56 @@
+"""`framing` command line: one subcommand per pipeline stage and tool.
+
+Entry points set up logging; modules have no side effects on import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+
+# subcommand -> (module with a main(argv), one-line help)
+COMMANDS = {
+    "ingest": ("pipeline.ingest", "documents → cleaned, de-duplicated passages (DVC stage)"),
+    "labels": ("pipeline.labels", "render the Label Studio config and guidelines from configs/labels.yaml (DVC stage)"),
+    "dataset": ("pipeline.dataset", "passages + annotations → Hugging Face DatasetDict with grouped splits (DVC stage)"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: framing <command> [options]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Run `framing <command> --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        sys.exit(0 if argv else 2)
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"framing: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        sys.exit(2)
+    logging.basicConfig(
+        level=os.environ.get("FRAMING_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from pipeline.errors import InputError
+
+    module = importlib.import_module(COMMANDS[name][0])
+    try:
+        module.main(rest)
+    except InputError as exc:
+        print(f"framing {name}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"framing {name}: interrupted; no partial outputs were written", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,353 @@
+"""Stage `ingest`: documents → cleaned, de-duplicated passages.
+
+Reads every .txt, .md, .html/.htm and .jsonl document under ``input_dir``,
+removes web-page boilerplate by the rules in params.yaml (navigation, photo
+captions and credits, teasers, everything after an end-of-article marker),
+cuts the rest into paragraphs and writes one JSON line per unique passage:
+
+    {"id", "text", "doc_id", "paragraph_index", "char_start", "char_end", "date",
+     "sources": [{"doc_id", "path", "paragraph_index", "char_start", "char_end", "date"}],
+     "cluster_id", "meta"}
+
+Documents are streamed paragraph by paragraph, so a 50 MB file costs a few
+paragraphs of memory plus a small signature per unique passage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import tempfile
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from tqdm import tqdm
+
+from pipeline.config import IngestParams, load_params
+from pipeline.dedup import MinHasher, cluster
+from pipeline.errors import InputError
+from pipeline.fsutil import atomic_open, write_json
+from pipeline.textnorm import normalize, passage_id
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = (".txt", ".md", ".html", ".htm", ".jsonl")
+
+
+@dataclass
+class RawParagraph:
+    """A paragraph as found in the source, with character offsets into it."""
+
+    text: str
+    start: int
+    end: int
+    line: int  # 1-based line where it starts (for messages)
+
+
+@dataclass
+class Document:
+    doc_id: str
+    path: str
+    paragraphs: Iterable[RawParagraph]
+    date: str | None = None
+    meta: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield (line number, text) of a UTF-8 file, failing clearly on binary or bad bytes."""
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if b"\x00" in raw:
+                raise InputError(f"{path}:{lineno}: looks like a binary file (NUL byte); expected UTF-8 text")
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                    "re-save the file as UTF-8"
+                ) from None
+
+
+def _split_paragraphs(lines: Iterable[tuple[int, str]], mode: str, offset: int = 0) -> Iterator[RawParagraph]:
+    """Cut lines into paragraphs: one per non-empty line, or one per blank-line block."""
+    pos = offset
+    block: list[str] = []
+    block_start = block_line = 0
+    for lineno, line in lines:
+        body = line.rstrip("\r\n")
+        if mode == "line":
+            if body.strip():
+                lead = len(body) - len(body.lstrip())
+                yield RawParagraph(body.strip(), pos + lead, pos + lead + len(body.strip()), lineno)
+        elif body.strip():
+            if not block:
+                block_start, block_line = pos + len(body) - len(body.lstrip()), lineno
+            block.append(body)
+        elif block:
+            text = "\n".join(block).strip()
+            yield RawParagraph(text, block_start, block_start + len(text), block_line)
+            block = []
+        pos += len(line)
+    if block:
+        text = "\n".join(block).strip()
+        yield RawParagraph(text, block_start, block_start + len(text), block_line)
+
+
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_MD_MARKUP = re.compile(r"^\s{0,3}(#{1,6}\s+|>\s?|[-*+]\s+|\d+[.)]\s+)|[*_`]{1,3}", re.MULTILINE)
+
+
+def _strip_markdown(text: str) -> str:
+    return _MD_MARKUP.sub("", _MD_LINK.sub(r"\1", text))
+
+
+class _MainTextParser(HTMLParser):
+    """Collect block-level text, skipping page chrome (nav, header, footer, aside, figures, scripts).
+
+    When the page has an <article> or <main>, only text inside it is kept.
+    """
+
+    SKIP = {"script", "style", "nav", "header", "footer", "aside", "figure", "figcaption", "form", "noscript", "svg", "button"}
+    BLOCKS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "div", "section", "article", "main", "br", "tr", "pre"}
+    VOID = {"br", "img", "hr", "meta", "link", "input", "source", "wbr"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.skip_depth = 0
+        self.main_depth = 0
+        self.saw_main = False
+        self.buf: list[str] = []
+        self.blocks: list[tuple[str, bool]] = []  # (text, inside article/main)
+
+    def _flush(self) -> None:
+        text = " ".join("".join(self.buf).split())
+        if text:
+            self.blocks.append((text, self.main_depth > 0))
+        self.buf = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.SKIP:
+            self.skip_depth += 1
+        elif tag in ("article", "main"):
+            self.main_depth += 1
+            self.saw_main = True
+        if tag in self.BLOCKS:
+            self._flush()
+
+    def handle_endtag(self, tag):
+        if tag in self.BLOCKS:
+            self._flush()
+        if tag in self.SKIP and self.skip_depth:
+            self.skip_depth -= 1
+        elif tag in ("article", "main") and self.main_depth:
+            self.main_depth -= 1
+
+    def handle_startendtag(self, tag, attrs):
+        if tag in self.BLOCKS:
+            self._flush()
+
+    def handle_data(self, data):
+        if not self.skip_depth:
+            self.buf.append(data)
+
+
+def _html_paragraphs(path: Path) -> Iterator[RawParagraph]:
+    """Main-text paragraphs of an HTML page; offsets index the extracted main text."""
+    parser = _MainTextParser()
+    for _, line in _decoded_lines(path):
+        parser.feed(line)
+    parser.close()
+    parser._flush()
+    blocks = [text for text, in_main in parser.blocks if in_main or not parser.saw_main]
+    pos = 0
+    for i, text in enumerate(blocks):
+        yield RawParagraph(text, pos, pos + len(text), i + 1)
+        pos += len(text) + 2  # blocks joined by a blank line
+
+
+def read_documents(input_dir: Path, txt_mode: str) -> Iterator[Document]:
+    """Yield the documents under ``input_dir`` in sorted path order."""
+    paths = sorted(p for p in input_dir.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+    if not paths:
+        raise InputError(f"{input_dir}: no documents found (looked for {', '.join(SUFFIXES)})")
+    for path in paths:
+        rel = path.as_posix()
+        if path.stat().st_size == 0:
+            raise InputError(f"{rel}: file is empty")
+        suffix = path.suffix.lower()
+        if suffix == ".jsonl":
+            yield from _jsonl_documents(path)
+        elif suffix in (".html", ".htm"):
+            yield Document(path.stem, rel, _html_paragraphs(path))
+        elif suffix == ".md":
+            paras = (
+                RawParagraph(_strip_markdown(p.text), p.start, p.end, p.line)
+                for p in _split_paragraphs(_decoded_lines(path), "blank_line")
+            )
+            yield Document(path.stem, rel, paras)
+        else:
+            yield Document(path.stem, rel, _split_paragraphs(_decoded_lines(path), txt_mode))
+
+
+def _jsonl_documents(path: Path) -> Iterator[Document]:
+    seen_any = False
+    for lineno, line in _decoded_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(record, dict):
+            raise InputError(f"{path}:{lineno}: expected a JSON object with a 'text' field")
+        text = record.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(f"{path}:{lineno}: field 'text' is missing, not a string, or empty")
+        seen_any = True
+        doc_key = str(record.get("id", lineno))
+        meta = {k: v for k, v in record.items() if k not in ("text", "id", "date") and isinstance(v, (str, int, float, bool))}
+        date = record.get("date") if isinstance(record.get("date"), str) else None
+        lines = enumerate(text.splitlines(keepends=True), start=1)
+        yield Document(f"{path.stem}:{doc_key}", f"{path.as_posix()}:{lineno}", _split_paragraphs(lines, "blank_line" if "\n\n" in text else "line"), date, meta)
+    if not seen_any:
+        raise InputError(f"{path}: no documents (every line is blank)")
+
+
+# --------------------------------------------------------------------------- cleaning
+
+
+class Cleaner:
+    """Applies the boilerplate rules of IngestParams to one document's paragraphs."""
+
+    def __init__(self, params: IngestParams):
+        self.params = params
+        self.navigation = [re.compile(p) for p in params.navigation]
+        self.credits = [re.compile(p) for p in params.credits]
+        self.end_markers = [re.compile(p) for p in params.end_markers]
+        self.teaser = re.compile(params.teaser)
+        self.sentence_end = re.compile(params.sentence_end)
+        self.date = re.compile(params.date_pattern)
+
+    def clean(self, doc: Document, stats: Counter) -> Iterator[tuple[int, RawParagraph, str]]:
+        """Yield (paragraph index, raw paragraph, normalised text) of the article body."""
+        pending: deque[tuple[int, RawParagraph, str]] = deque()
+        body_started = False
+        for index, para in enumerate(doc.paragraphs):
+            if index == 0 and doc.date is None:
+                match = self.date.match(para.text)
+                if match:
+                    doc.date = match.group(1)
+                    para = RawParagraph(para.text[match.end():], para.start + match.end(), para.end, para.line)
+            text = normalize(para.text)
+            if not text:
+                continue
+            if body_started and any(p.search(text) for p in self.end_markers):
+                stats["end_marker"] += 1
+                break
+            if any(p.search(text) for p in self.navigation):
+                stats["navigation"] += 1
+                continue
+            if any(p.search(text) for p in self.credits):
+                stats["caption"] += 1
+                if len(text.split()) < self.params.min_words:
+                    # A bare credit line: the paragraphs just before it are its caption.
+                    for _ in range(min(self.params.caption_lookback, len(pending))):
+                        pending.pop()
+                        stats["caption"] += 1
+                continue
+            if self.teaser.search(text):
+                stats["teaser"] += 1
+                continue
+            if len(text.split()) < self.params.min_words or not self.sentence_end.search(text):
+                stats["not_prose"] += 1
+                continue
+            body_started = True
+            pending.append((index, para, text))
+            while len(pending) > self.params.caption_lookback:
+                yield pending.popleft()
+        yield from pending
+
+
+# --------------------------------------------------------------------------- stage
+
+
+def run(input_dir: str | Path, passages: str | Path, report: str | Path, params: IngestParams, seed: int = 0) -> dict:
+    """Ingest every document under ``input_dir``; write ``passages`` (JSONL) and ``report`` (JSON).
+
+    Raises InputError naming the file (and line) on bad input; nothing is written then.
+    """
+    input_dir, passages, report = Path(input_dir), Path(passages), Path(report)
+    if not input_dir.is_dir():
+        raise InputError(f"{input_dir}: input folder not found")
+    cleaner = Cleaner(params)
+    hasher = MinHasher(params.dedup.num_perm, params.dedup.shingle_words, seed=seed)
+    stats: Counter = Counter()
+    per_doc: dict[str, int] = {}
+    order: list[str] = []  # unique passage ids, first-seen order
+    sources: dict[str, list[dict]] = {}
+    signatures = []
+    passages.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile("w+", encoding="utf-8", dir=passages.parent) as spool:
+        for doc in tqdm(read_documents(input_dir, params.txt_paragraphs), desc="ingest", unit="doc", disable=None):
+            kept = 0
+            for index, para, text in cleaner.clean(doc, stats):
+                kept += 1
+                pid = passage_id(text)
+                source = {"doc_id": doc.doc_id, "path": doc.path, "paragraph_index": index,
+                          "char_start": para.start, "char_end": para.end, "date": doc.date}
+                if pid in sources:
+                    stats["exact_duplicate"] += 1
+                    sources[pid].append(source)
+                    continue
+                sources[pid] = [source]
+                order.append(pid)
+                signatures.append(hasher.signature(text))
+                spool.write(json.dumps({"id": pid, "text": text, "meta": doc.meta}, ensure_ascii=False) + "\n")
+            if kept == 0:
+                raise InputError(f"{doc.path}: no paragraphs left after cleaning (is it empty or all boilerplate?)")
+            per_doc[doc.doc_id] = kept
+        clusters = cluster(signatures, params.dedup.bands, params.dedup.threshold)
+        spool.seek(0)
+        with atomic_open(passages) as out:
+            for pid, line, root in zip(order, spool, clusters):
+                record = json.loads(line)
+                first = sources[pid][0]
+                out.write(json.dumps({
+                    "id": pid, "text": record["text"], "doc_id": first["doc_id"],
+                    "paragraph_index": first["paragraph_index"], "char_start": first["char_start"],
+                    "char_end": first["char_end"], "date": first["date"], "sources": sources[pid],
+                    "cluster_id": order[root], "meta": record["meta"],
+                }, ensure_ascii=False) + "\n")
+    near_dup = sum(1 for i, root in enumerate(clusters) if root != i)
+    summary = {
+        "documents": len(per_doc),
+        "passages": len(order),
+        "passages_per_document": per_doc,
+        "exact_duplicates_merged": stats["exact_duplicate"],
+        "near_duplicate_passages": near_dup,
+        "clusters": len(set(clusters)),
+        "dropped": {k: stats[k] for k in ("navigation", "caption", "teaser", "not_prose", "end_marker")},
+    }
+    write_json(report, summary)
+    log.info("ingest: %d documents → %d passages (%d exact duplicates merged, %d near-duplicates clustered)",
+             summary["documents"], summary["passages"], summary["exact_duplicates_merged"], near_dup)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="framing ingest", description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="configs/params.yaml")
+    parser.add_argument("--input-dir", help="overrides ingest.input_dir")
+    parser.add_argument("--passages", default="data/passages.jsonl")
+    parser.add_argument("--report", default="metrics/ingest.json")
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    run(args.input_dir or params.ingest.input_dir, args.passages, args.report, params.ingest, params.seed)

@@ -15,6 +15,10 @@ COMMANDS = {
     "ingest": ("pipeline.ingest", "documents → cleaned, de-duplicated passages (DVC stage)"),
     "labels": ("pipeline.labels", "render the Label Studio config and guidelines from configs/labels.yaml (DVC stage)"),
     "dataset": ("pipeline.dataset", "passages + annotations → Hugging Face DatasetDict with grouped splits (DVC stage)"),
+    "train": ("pipeline.train", "train and compare candidates with grouped CV, track in MLflow, register the champion (DVC stage)"),
+    "evaluate": ("pipeline.evaluate", "test-split and CV metrics, plots and the model card (DVC stage)"),
+    "predict": ("pipeline.predict", "predict frames, stance, scores and evidence for texts or a JSONL file"),
+    "models": ("pipeline.registry", "list registered model versions, aliases and their metrics"),
 }
 
 

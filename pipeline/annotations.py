@@ -1,0 +1,149 @@
+"""Label Studio JSON exports ↔ internal annotation records.
+
+The seed annotations under labels/annotations/ are in exactly the format a
+Label Studio JSON export produces, so the pipeline reads one format only.
+Control names come from pipeline.labels; choice values may be display names
+(as Label Studio exports them) or label keys.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from pipeline.config import LabelSchema
+from pipeline.errors import InputError
+from pipeline.labels import FLAGS_NAME, FRAMES_NAME, STANCE_NAME, TEXT_NAME
+
+
+@dataclass(frozen=True)
+class AnnotationRecord:
+    """One annotator's judgement of one passage."""
+
+    file: str
+    task_id: int
+    annotation_id: int | None
+    passage_id: str
+    annotator: str
+    frames: frozenset[str]
+    stance: str | None
+    off_topic: bool
+    cancelled: bool
+    updated_at: str
+    doc_id: str | None = None
+    paragraph_index: int | None = None
+
+
+def _annotator(value: Any) -> str:
+    if isinstance(value, dict):  # exports can inline the user object
+        return str(value.get("email") or value.get("id"))
+    return str(value)
+
+
+def parse_task(task: Any, schema: LabelSchema, where: str) -> list[AnnotationRecord]:
+    """Records of one exported task; raises InputError naming ``where`` and the task id."""
+    if not isinstance(task, dict):
+        raise InputError(f"{where}: each task must be a JSON object, got {type(task).__name__}")
+    task_id = task.get("id")
+    here = f"{where}: task {task_id}"
+    if not isinstance(task_id, int):
+        raise InputError(f"{where}: a task has no integer 'id'")
+    data = task.get("data")
+    if not isinstance(data, dict):
+        raise InputError(f"{here}: missing field 'data'")
+    for key in (TEXT_NAME, "passage_id"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise InputError(f"{here}: missing field 'data.{key}'")
+    annotations = task.get("annotations", [])
+    if not isinstance(annotations, list):
+        raise InputError(f"{here}: field 'annotations' must be a list")
+    records = []
+    for ann in annotations:
+        if not isinstance(ann, dict) or not isinstance(ann.get("result", []), list):
+            raise InputError(f"{here}: malformed annotation (needs an object with a 'result' list)")
+        ann_here = f"{here}, annotation {ann.get('id')}"
+        if "completed_by" not in ann:
+            raise InputError(f"{ann_here}: missing field 'completed_by'")
+        frames: set[str] = set()
+        stance = None
+        off_topic = False
+        for result in ann.get("result", []):
+            name = result.get("from_name") if isinstance(result, dict) else None
+            choices = (result.get("value") or {}).get("choices") if isinstance(result, dict) else None
+            if name not in (FRAMES_NAME, STANCE_NAME, FLAGS_NAME):
+                raise InputError(f"{ann_here}: unknown control {name!r} (expected {FRAMES_NAME}, {STANCE_NAME} or {FLAGS_NAME})")
+            if not isinstance(choices, list) or not all(isinstance(c, str) for c in choices):
+                raise InputError(f"{ann_here}: field 'value.choices' of {name!r} must be a list of strings")
+            for choice in choices:
+                if name == FRAMES_NAME:
+                    key = schema.frame_key(choice)
+                    if key is None:
+                        raise InputError(f"{ann_here}: unknown frame label {choice!r}; allowed: {schema.frame_names}")
+                    frames.add(key)
+                elif name == STANCE_NAME:
+                    key = schema.stance_key(choice)
+                    if key is None:
+                        raise InputError(f"{ann_here}: unknown stance label {choice!r}; allowed: {schema.stance_names}")
+                    if stance is not None and stance != key:
+                        raise InputError(f"{ann_here}: stance is single-label but has {stance!r} and {key!r}")
+                    stance = key
+                else:
+                    if schema.flag_key(choice) is None:
+                        raise InputError(f"{ann_here}: unknown flag {choice!r}")
+                    off_topic = True
+        cancelled = bool(ann.get("was_cancelled", False))
+        if not cancelled and not off_topic and stance is None:
+            raise InputError(f"{ann_here}: missing stance (every on-topic annotation needs one)")
+        records.append(AnnotationRecord(
+            file=where, task_id=task_id, annotation_id=ann.get("id"), passage_id=data["passage_id"],
+            annotator=_annotator(ann["completed_by"]), frames=frozenset(frames), stance=stance,
+            off_topic=off_topic, cancelled=cancelled,
+            updated_at=str(ann.get("updated_at") or ann.get("created_at") or ""),
+            doc_id=data.get("doc_id"), paragraph_index=data.get("paragraph_index"),
+        ))
+    return records
+
+
+def read_export(path: str | Path, schema: LabelSchema) -> list[AnnotationRecord]:
+    """All annotation records in one Label Studio JSON export file."""
+    path = Path(path)
+    try:
+        tasks = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not valid UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{exc.lineno}: malformed export ({exc.msg})") from None
+    if not isinstance(tasks, list):
+        raise InputError(f"{path}: a Label Studio JSON export is a list of tasks")
+    return [record for task in tasks for record in parse_task(task, schema, str(path))]
+
+
+def read_exports(directory: str | Path, schema: LabelSchema) -> list[AnnotationRecord]:
+    """Records of every *.json export under ``directory`` (sorted by path)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InputError(f"{directory}: annotations folder not found")
+    return [r for path in sorted(directory.rglob("*.json")) for r in read_export(path, schema)]
+
+
+def choices_results(schema: LabelSchema, frames: Iterable[str], stance: str | None, off_topic: bool = False) -> list[dict]:
+    """Label Studio `result` items for a judgement (display names as choice values)."""
+    display = {label.key: label.display for label in (*schema.frames, *schema.stance, *schema.flags)}
+    results = []
+
+    def add(name: str, values: list[str]) -> None:
+        results.append({"from_name": name, "to_name": TEXT_NAME, "type": "choices",
+                        "value": {"choices": values}, "origin": "manual"})
+
+    frames = [f for f in schema.frame_names if f in set(frames)]
+    if frames:
+        add(FRAMES_NAME, [display[f] for f in frames])
+    if stance is not None:
+        add(STANCE_NAME, [display[stance]])
+    if off_topic:
+        add(FLAGS_NAME, [schema.flags[0].display])
+    for i, result in enumerate(results):
+        result["id"] = f"{result['from_name']}-{i}"
+    return results

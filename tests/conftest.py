@@ -1,0 +1,57 @@
+"""Shared fixtures. Stage outputs are built into a temp folder once per session
+from the repo's own seeds and annotations, so tests never depend on DVC state."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import load_label_schema, load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def params():
+    return load_params(ROOT / "configs/params.yaml")
+
+
+@pytest.fixture(scope="session")
+def schema():
+    return load_label_schema(ROOT / "configs/labels.yaml")
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory, params):
+    """Run ingest and dataset on the shipped seeds and annotations; return their output paths."""
+    from pipeline import dataset, ingest
+
+    out = tmp_path_factory.mktemp("built")
+    paths = {
+        "passages": out / "passages.jsonl", "ingest_report": out / "ingest.json",
+        "dataset": out / "dataset", "parquet": out / "parquet",
+        "stats": out / "dataset_stats.json", "report": out / "dataset_report.json",
+    }
+    ingest.run(ROOT / params.ingest.input_dir, paths["passages"], paths["ingest_report"], params.ingest, params.seed)
+    dataset.run(paths["passages"], ROOT / params.dataset.annotations_dir, ROOT / "configs/labels.yaml",
+                paths["dataset"], paths["parquet"], paths["stats"], paths["report"], params.dataset, params.seed)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def passages(built) -> list[dict]:
+    return [json.loads(line) for line in built["passages"].read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="session")
+def dsd(built):
+    from datasets import load_from_disk
+
+    return load_from_disk(str(built["dataset"]))

@@ -155,10 +155,22 @@ def _grouped_fold(strata: list[str], groups: list[str], n_splits: int, seed: int
         return fold
     n_splits = max(2, min(n_splits, n_groups))
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "least populated class" on tiny data
-        for k, (_, held) in enumerate(splitter.split(np.zeros(len(groups)), strata, groups)):
-            fold[held] = k
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "least populated class" on tiny data
+            for k, (_, held) in enumerate(splitter.split(np.zeros(len(groups)), strata, groups)):
+                fold[held] = k
+    except ValueError:
+        # Every class is smaller than n_splits: stratification is impossible, so
+        # deal shuffled groups to the currently smallest fold instead.
+        rng = np.random.default_rng(seed)
+        names = sorted(set(groups))
+        sizes = np.zeros(n_splits, dtype=int)
+        where = {}
+        for g in rng.permutation(names):
+            where[g] = int(np.argmin(sizes))
+            sizes[where[g]] += groups.count(g)
+        fold[:] = [where[g] for g in groups]
     return fold
 
 

@@ -38,7 +38,7 @@ class MinHasher:
         return hashed.min(axis=1).astype(np.uint32)
 
 
-def cluster(signatures: list[np.ndarray], bands: int, threshold: float) -> list[int]:
+def cluster(signatures: np.ndarray, bands: int, threshold: float) -> list[int]:
     """Cluster index per signature: connected components of near-duplicate pairs.
 
     Candidate pairs share at least one LSH band; a pair is kept when the share of
@@ -55,7 +55,7 @@ def cluster(signatures: list[np.ndarray], bands: int, threshold: float) -> list[
         return i
 
     if n:
-        sig = np.stack(signatures)
+        sig = np.asarray(signatures)
         rows = sig.shape[1] // bands
         for band in range(bands):
             buckets: dict[bytes, list[int]] = {}

@@ -26,6 +26,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import numpy as np
 from tqdm import tqdm
 
 from pipeline.config import IngestParams, load_params
@@ -278,6 +279,26 @@ class Cleaner:
 
 # --------------------------------------------------------------------------- stage
 
+SOURCE_FIELDS = ("doc_id", "path", "paragraph_index", "char_start", "char_end", "date")
+
+
+class SignatureBuffer:
+    """Growable uint32 matrix of MinHash signatures (amortised, no per-row objects)."""
+
+    def __init__(self, width: int):
+        self._data = np.empty((1024, width), dtype=np.uint32)
+        self._n = 0
+
+    def append(self, row: np.ndarray) -> None:
+        if self._n == len(self._data):
+            self._data = np.concatenate([self._data, np.empty_like(self._data)])
+        self._data[self._n] = row
+        self._n += 1
+
+    def array(self) -> np.ndarray:
+        return self._data[: self._n]
+
+
 
 def run(input_dir: str | Path, passages: str | Path, report: str | Path, params: IngestParams, seed: int = 0) -> dict:
     """Ingest every document under ``input_dir``; write ``passages`` (JSONL) and ``report`` (JSON).
@@ -291,9 +312,11 @@ def run(input_dir: str | Path, passages: str | Path, report: str | Path, params:
     hasher = MinHasher(params.dedup.num_perm, params.dedup.shingle_words, seed=seed)
     stats: Counter = Counter()
     per_doc: dict[str, int] = {}
-    order: list[str] = []  # unique passage ids, first-seen order
-    sources: dict[str, list[dict]] = {}
-    signatures = []
+    # Per unique passage we keep only its id and MinHash signature (~100 bytes);
+    # text and first source are spooled to disk, so memory does not grow with text size.
+    index_of: dict[str, int] = {}
+    more_sources: dict[int, list[tuple]] = {}  # sources beyond the first, for exact duplicates
+    signatures = SignatureBuffer(params.dedup.num_perm)
     passages.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile("w+", encoding="utf-8", dir=passages.parent) as spool:
         for doc in tqdm(read_documents(input_dir, params.txt_paragraphs), desc="ingest", unit="doc", disable=None):
@@ -301,35 +324,33 @@ def run(input_dir: str | Path, passages: str | Path, report: str | Path, params:
             for index, para, text in cleaner.clean(doc, stats):
                 kept += 1
                 pid = passage_id(text)
-                source = {"doc_id": doc.doc_id, "path": doc.path, "paragraph_index": index,
-                          "char_start": para.start, "char_end": para.end, "date": doc.date}
-                if pid in sources:
+                source = (doc.doc_id, doc.path, index, para.start, para.end, doc.date)
+                if pid in index_of:
                     stats["exact_duplicate"] += 1
-                    sources[pid].append(source)
+                    more_sources.setdefault(index_of[pid], []).append(source)
                     continue
-                sources[pid] = [source]
-                order.append(pid)
+                index_of[pid] = len(index_of)
                 signatures.append(hasher.signature(text))
-                spool.write(json.dumps({"id": pid, "text": text, "meta": doc.meta}, ensure_ascii=False) + "\n")
+                spool.write(json.dumps([pid, text, doc.meta, source], ensure_ascii=False) + "\n")
             if kept == 0:
                 raise InputError(f"{doc.path}: no paragraphs left after cleaning (is it empty or all boilerplate?)")
             per_doc[doc.doc_id] = kept
-        clusters = cluster(signatures, params.dedup.bands, params.dedup.threshold)
+        clusters = cluster(signatures.array(), params.dedup.bands, params.dedup.threshold)
+        ids = list(index_of)
         spool.seek(0)
         with atomic_open(passages) as out:
-            for pid, line, root in zip(order, spool, clusters):
-                record = json.loads(line)
-                first = sources[pid][0]
+            for i, (line, root) in enumerate(zip(spool, clusters)):
+                pid, text, meta, first = json.loads(line)
+                sources = [dict(zip(SOURCE_FIELDS, src)) for src in (first, *more_sources.get(i, ()))]
                 out.write(json.dumps({
-                    "id": pid, "text": record["text"], "doc_id": first["doc_id"],
-                    "paragraph_index": first["paragraph_index"], "char_start": first["char_start"],
-                    "char_end": first["char_end"], "date": first["date"], "sources": sources[pid],
-                    "cluster_id": order[root], "meta": record["meta"],
+                    "id": pid, "text": text, "doc_id": first[0], "paragraph_index": first[2],
+                    "char_start": first[3], "char_end": first[4], "date": first[5], "sources": sources,
+                    "cluster_id": ids[root], "meta": meta,
                 }, ensure_ascii=False) + "\n")
     near_dup = sum(1 for i, root in enumerate(clusters) if root != i)
     summary = {
         "documents": len(per_doc),
-        "passages": len(order),
+        "passages": len(ids),
         "passages_per_document": per_doc,
         "exact_duplicates_merged": stats["exact_duplicate"],
         "near_duplicate_passages": near_dup,

@@ -1,0 +1,74 @@
+"""Data tests on the dataset built from the shipped seeds and annotations."""
+
+import json
+
+import numpy as np
+
+from pipeline.dataset import SPLITS
+from pipeline.dedup import MinHasher
+
+
+def test_features_and_label_set_match_the_schema(dsd, schema):
+    assert set(dsd) == set(SPLITS)
+    for split in SPLITS:
+        feats = dsd[split].features
+        assert feats["frames"].feature.names == schema.frame_names
+        assert feats["stance"].names == schema.stance_names
+        assert {"id", "text", "doc_id", "group", "fold", "sources", "date", "n_annotators"} <= set(feats)
+
+
+def test_every_label_is_represented_in_training(dsd, schema):
+    train = dsd["train"]
+    frames = {f for row in train["frames"] for f in row}
+    assert frames == set(range(len(schema.frame_names)))
+    assert len(set(train["stance"])) >= 2
+
+
+def test_no_duplicate_text_anywhere(dsd):
+    texts = [t for split in SPLITS for t in list(dsd[split]["text"])]
+    assert len(texts) == len(set(texts))
+
+
+def test_no_group_or_source_leaks_across_splits(dsd, params):
+    seen = {}
+    for split in SPLITS:
+        for group in dsd[split]["group"]:
+            assert seen.setdefault(group, split) == split
+
+
+def test_no_near_duplicates_across_splits(dsd, params):
+    hasher = MinHasher(params.ingest.dedup.num_perm, params.ingest.dedup.shingle_words, seed=params.seed)
+    sigs = {s: [hasher.signature(t) for t in dsd[s]["text"]] for s in SPLITS}
+    for a in SPLITS:
+        for b in SPLITS:
+            if a < b:
+                for x in sigs[a]:
+                    for y in sigs[b]:
+                        assert np.mean(x == y) < params.ingest.dedup.threshold
+
+
+def test_folds(dsd, params):
+    assert set(dsd["test"]["fold"]) == {-1}
+    cv = list(dsd["train"]["fold"]) + list(dsd["validation"]["fold"])
+    assert set(cv) == set(range(params.dataset.cv_folds))
+
+
+def test_every_annotated_passage_is_in_the_dataset(dsd, built, root):
+    tasks = json.loads((root / "labels/annotations/seed_annotations.json").read_text())
+    annotated = {t["data"]["passage_id"] for t in tasks if t["annotations"]}
+    report = json.loads(built["report"].read_text())
+    excluded = {item["passage_id"] for kind in ("off_topic", "ties") for item in report[kind]}
+    in_dataset = {i for split in SPLITS for i in dsd[split]["id"]}
+    assert in_dataset == annotated - excluded
+
+
+def test_all_seed_passages_are_annotated(passages, root):
+    tasks = json.loads((root / "labels/annotations/seed_annotations.json").read_text())
+    assert {p["id"] for p in passages} == {t["data"]["passage_id"] for t in tasks if t["annotations"]}
+
+
+def test_stats_agree_with_the_dataset(dsd, built):
+    stats = json.loads(built["stats"].read_text())
+    for split in SPLITS:
+        assert stats[split]["passages"] == len(dsd[split])
+    assert stats["agreement"]["passages_with_2plus_annotators"] >= 10

@@ -17,6 +17,8 @@ COMMANDS = {
     "dataset": ("pipeline.dataset", "passages + annotations → Hugging Face DatasetDict with grouped splits (DVC stage)"),
     "train": ("pipeline.train", "train and compare candidates with grouped CV, track in MLflow, register the champion (DVC stage)"),
     "evaluate": ("pipeline.evaluate", "test-split and CV metrics, plots and the model card (DVC stage)"),
+    "package": ("pipeline.package", "put the MLflow champion into the BentoML store and build the Bento (DVC stage)"),
+    "serve": ("pipeline.serve", "serve the packaged model over HTTP with BentoML"),
     "predict": ("pipeline.predict", "predict frames, stance, scores and evidence for texts or a JSONL file"),
     "models": ("pipeline.registry", "list registered model versions, aliases and their metrics"),
 }
@@ -43,6 +45,8 @@ def main(argv: list[str] | None = None) -> None:
         level=os.environ.get("FRAMING_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for noisy in ("alembic", "mlflow.store.db.utils"):  # schema migrations of a fresh sqlite store
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     from pipeline.errors import InputError
 
     module = importlib.import_module(COMMANDS[name][0])

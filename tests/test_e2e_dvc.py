@@ -13,7 +13,9 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-STAGES = ["labels", "ingest", "dataset"]
+DETERMINED = ["data/passages.jsonl", "data/dataset_parquet/train.parquet", "data/dataset_parquet/test.parquet",
+              "metrics/ingest.json", "metrics/dataset.json", "metrics/cv.json", "metrics/evaluate.json",
+              "models/cv_predictions.jsonl"]
 
 
 def sh(cmd: list[str], cwd: Path, env: dict) -> str:
@@ -41,22 +43,50 @@ def clone(tmp_path_factory, root):
     return dest, env
 
 
-def test_repro_builds_the_dataset_and_is_reproducible(clone):
+def predictions(repo: Path, env: dict) -> str:
+    test_texts = repo / "test_texts.jsonl"
+    rows = [{"text": t} for t in __import__("pandas").read_parquet(repo / "data/dataset_parquet/test.parquet")["text"]]
+    test_texts.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return sh([sys.executable, "-m", "pipeline.cli", "predict", "--model", "models/model.pkl", "--file", str(test_texts)], repo, env)
+
+
+def test_repro_runs_the_pipeline_and_is_reproducible(clone):
     repo, env = clone
     dvc = [sys.executable, "-m", "dvc"]
-    sh(dvc + ["repro", *STAGES], repo, env)
-    for out in ["data/passages.jsonl", "data/dataset/dataset_dict.json", "data/dataset_parquet/test.parquet",
-                "metrics/ingest.json", "metrics/dataset.json"]:
+    sh(dvc + ["repro"], repo, env)
+    for out in ["data/dataset/dataset_dict.json", "models/model.pkl", "models/MODEL_CARD.md", "plots/png/per_label_f1.png",
+                *DETERMINED]:
         assert (repo / out).exists(), out
-    metrics = json.loads(sh(dvc + ["metrics", "show", "--json"], repo, env))
-    flat = json.dumps(metrics)
-    assert "passages_per_document" in flat and "cv_folds" in flat
-    first = {p: (repo / p).read_bytes() for p in ["data/passages.jsonl", "metrics/dataset.json", "data/dataset_parquet/train.parquet"]}
+    metrics = json.dumps(json.loads(sh(dvc + ["metrics", "show", "--json"], repo, env)))
+    assert "passages_per_document" in metrics and "macro_f1" in metrics
+    first = {p: (repo / p).read_bytes() for p in DETERMINED}
+    first_predictions = predictions(repo, env)
+    assert first_predictions.count("decided_frames") == 8
 
-    status = sh(dvc + ["status", *STAGES], repo, env)
-    assert "changed" not in status, status
-    sh(dvc + ["repro", "--force", *STAGES], repo, env)
-    assert {p: (repo / p).read_bytes() for p in first} == first  # same inputs + seed → same bytes
+    assert "changed" not in sh(dvc + ["status", "evaluate"], repo, env)  # `package` is always run, by design
+    bento = json.loads((repo / "models/bento.json").read_text())
+    assert bento["mlflow_version"] == "1" and bento["bento"].startswith("framing_classifier:")
+    sh(dvc + ["repro", "--force"], repo, env)
+    assert {p: (repo / p).read_bytes() for p in DETERMINED} == first  # same data + params + seed → same bytes
+    assert predictions(repo, env) == first_predictions
+
+    registry = json.loads((repo / "models/registry.json").read_text())
+    assert registry["version"] == "2" and registry["promoted"]  # equal on the same test data → promoted
+    listing = sh([sys.executable, "-m", "pipeline.cli", "models"], repo, env)
+    assert "champion" in listing
+
+
+def test_experiment_with_a_changed_param_is_tracked_in_dvc_and_mlflow(clone):
+    repo, env = clone
+    dvc = [sys.executable, "-m", "dvc"]
+    sh(dvc + ["exp", "run", "-S", "configs/params.yaml:train.frames_weight=0.5", "--name", "fw05"], repo, env)
+    assert "fw05" in sh(dvc + ["exp", "show", "--no-pager", "--csv"], repo, env)
+    import mlflow
+
+    client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
+    runs = client.search_runs([client.get_experiment_by_name("framing-pipeline").experiment_id],
+                              "params.frames_weight = '0.5'")
+    assert runs, "the experiment's parent run records train.frames_weight=0.5"
 
 
 def test_repro_rejects_bad_input_and_the_cache_keeps_the_last_good_outputs(clone):
@@ -76,4 +106,5 @@ def test_repro_rejects_bad_input_and_the_cache_keeps_the_last_good_outputs(clone
     assert not (repo / "data/passages.jsonl").exists()
     assert not list((repo / "data").glob(".passages.jsonl.*"))
     sh(dvc + ["checkout", "ingest"], repo, env)
+    sh(dvc + ["status"], repo, env)
     assert (repo / "data/passages.jsonl").read_bytes() == before

@@ -1,0 +1,89 @@
+"""`framing predict`: frames, stance and evidence for passages, as JSON lines.
+
+    framing predict "text one" "text two"
+    framing predict --file passages.jsonl            # one {"text": ...} object per line
+    framing predict --from-registry "text"           # the registry's @champion instead of models/model.pkl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Iterator
+
+from tqdm import tqdm
+
+from pipeline.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def read_texts(path: str | Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) for each non-blank line of a JSONL file; InputError names file:line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+            text = record.get("text") if isinstance(record, dict) else None
+            if not isinstance(text, str) or not text.strip():
+                raise InputError(f"{path}:{lineno}: field 'text' is missing, not a string, or empty")
+            yield lineno, text
+
+
+def load_model(model_path: str | Path | None = None, from_registry: bool = False, model_name: str = "framing-classifier",
+               alias: str = "champion", tracking: str | None = None):
+    """The FramingModel from a pickle, or ``model_name@alias`` from the MLflow registry."""
+    if from_registry:
+        from pipeline.train import load_registered, tracking_uri
+
+        uri = tracking or tracking_uri()
+        mv, model = load_registered(uri, model_name, alias)
+        if mv is None:
+            raise InputError(f"registry {uri}: no model '{model_name}' with alias '{alias}' (run the train stage)")
+        log.info("predict: %s v%s (@%s) from %s", model_name, mv.version, alias, uri)
+        return model
+    import joblib
+
+    path = Path(model_path or "models/model.pkl")
+    if not path.is_file():
+        raise InputError(f"{path}: model not found (run the train stage, or use --from-registry)")
+    return joblib.load(path)
+
+
+def predict_lines(model, texts: list[str], batch_size: int = 256, progress: bool = False) -> Iterator[dict]:
+    """predict() in batches (bounded memory, one progress tick per text)."""
+    with tqdm(total=len(texts), desc="predict", unit="text", disable=not progress or None, file=sys.stderr) as bar:
+        for start in range(0, len(texts), batch_size):
+            batch = texts[start:start + batch_size]
+            yield from model.predict(batch)
+            bar.update(len(batch))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="framing predict", description=__doc__.splitlines()[0])
+    parser.add_argument("texts", nargs="*", help="passages to classify")
+    parser.add_argument("--file", help="JSONL file with a 'text' field per line")
+    parser.add_argument("--model", default="models/model.pkl")
+    parser.add_argument("--from-registry", action="store_true", help="load <model-name>@<alias> via MLflow")
+    parser.add_argument("--model-name", default="framing-classifier")
+    parser.add_argument("--alias", default="champion")
+    parser.add_argument("--batch-size", type=int, default=256)
+    args = parser.parse_args(argv)
+    texts = list(args.texts)
+    if args.file:
+        texts += [t for _, t in read_texts(args.file)]
+    if not texts:
+        parser.error("give passages as arguments or --file passages.jsonl")
+    model = load_model(args.model, args.from_registry, args.model_name, args.alias)
+    for text, record in zip(texts, predict_lines(model, texts, args.batch_size, progress=bool(args.file))):
+        print(json.dumps({"text": text, **record}, ensure_ascii=False))

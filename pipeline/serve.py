@@ -1,0 +1,40 @@
+"""`framing serve`: run the packaged Bento with `bentoml serve` on this machine.
+
+Equivalent to ``BENTOML_HOME=.bentoml bentoml serve <bento tag from models/bento.json>``;
+the process is replaced by BentoML's, so Ctrl-C and signals go straight to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from pipeline.errors import InputError
+from pipeline.package import project_bentoml_home
+
+
+def command(bento: str | Path, host: str, port: int) -> list[str]:
+    """The `bentoml serve` command line for the Bento recorded in ``bento``."""
+    try:
+        record = json.loads(Path(bento).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{bento}: not found; run `dvc repro` (stage package) first") from None
+    exe = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or shutil.which("bentoml")
+    if exe is None:
+        raise InputError("the `bentoml` command is not installed; run `bash scripts/setup.sh`")
+    return [exe, "serve", record["bento"], "--host", host, "--port", str(port)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="framing serve", description=__doc__.splitlines()[0])
+    parser.add_argument("--bento", default="models/bento.json")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3000)
+    args = parser.parse_args(argv)
+    cmd = command(args.bento, args.host, args.port)
+    project_bentoml_home()
+    os.execv(cmd[0], cmd)

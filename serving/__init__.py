@@ -1,0 +1,1 @@
+"""BentoML service for the framing classifier (see service.py)."""

@@ -1,0 +1,87 @@
+"""ASGI middleware in front of the service: API key, body size and content type.
+
+Rejections are JSON ``{"error": "..."}`` with a 4xx status, before any request
+body is parsed, so a bad client cannot make the model process do work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from typing import Any, Awaitable, Callable
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict]]
+Send = Callable[[dict], Awaitable[None]]
+
+OPEN_PATHS = ("/livez", "/readyz", "/healthz")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class RequestGuard:
+    def __init__(self, app, api_key_env: str = "FRAMING_API_KEY", max_body_bytes: int = 4 << 20,
+                 json_routes: tuple[str, ...] = ()):
+        self.app = app
+        # Read once at start-up; the key itself is never logged or echoed.
+        self.api_key = os.environ.get(api_key_env) or None
+        self.max_body_bytes = max_body_bytes
+        self.json_routes = json_routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+        if self.api_key and path not in OPEN_PATHS and not self._authorised(headers):
+            return await _reply(send, 401, "missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+                                {"www-authenticate": "Bearer"})
+
+        if scope.get("method") == "POST" and path in self.json_routes:
+            ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype != "application/json":
+                return await _reply(send, 415, f"content type must be application/json, got {ctype or 'none'!r}")
+            length = headers.get("content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+                return await _reply(send, 413, f"request body over the limit of {self.max_body_bytes} bytes")
+            receive = self._limited(receive)
+
+        try:
+            await self.app(scope, receive, send)
+        except BodyTooLarge:
+            await _reply(send, 413, f"request body over the limit of {self.max_body_bytes} bytes")
+
+    def _authorised(self, headers: dict[str, str]) -> bool:
+        given = headers.get("x-api-key") or ""
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            given = auth[7:].strip()
+        return bool(given) and secrets.compare_digest(given.encode(), self.api_key.encode())
+
+    def _limited(self, receive: Receive) -> Receive:
+        """Count streamed (chunked) body bytes, which carry no Content-Length."""
+        seen = 0
+        limit = self.max_body_bytes
+
+        async def wrapped() -> dict:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge()
+            return message
+
+        return wrapped
+
+
+async def _reply(send: Send, status: int, message: str, extra: dict[str, str] | None = None) -> None:
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,127 @@
+"""The prediction API: one thin BentoML service around the model's own ``predict``.
+
+Everything the model knows (preprocessing, label names, thresholds) lives in the
+saved model; this class only validates requests, batches them and shapes replies.
+
+Configuration (environment, read when the service starts):
+
+| variable | default | meaning |
+|---|---|---|
+| FRAMING_MODEL_TAG | framing-classifier:latest | BentoML model to serve |
+| FRAMING_MAX_TEXT_CHARS | 20000 | longest text accepted |
+| FRAMING_MAX_BATCH | 256 | most texts in one request |
+| FRAMING_MAX_BODY_BYTES | 4194304 | largest request body (413 above it) |
+| FRAMING_API_KEY | unset | when set, required on every endpoint except /livez, /readyz, /healthz |
+| FRAMING_PREDICTION_LOG | unset | path of a JSONL file receiving every prediction (monitoring) |
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+import bentoml
+from bentoml.exceptions import InvalidArgument
+from pydantic import Field
+
+from serving.batching import MicroBatcher
+from serving.guard import RequestGuard
+
+MODEL_TAG = os.environ.get("FRAMING_MODEL_TAG", "framing-classifier:latest")
+MAX_TEXT_CHARS = int(os.environ.get("FRAMING_MAX_TEXT_CHARS", "20000"))
+MAX_BATCH = int(os.environ.get("FRAMING_MAX_BATCH", "256"))
+
+
+class PredictionLog:
+    """Append-only JSONL sink for monitoring; one line per text (no raw text, only its length and hash)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._lock = threading.Lock()
+
+    def write(self, texts: list[str], results: list[dict], model: dict) -> None:
+        import hashlib
+
+        now = datetime.now(timezone.utc).isoformat()
+        lines = [json.dumps({"time": now, "model": model, "text_sha256": hashlib.sha256(t.encode()).hexdigest()[:16],
+                             "chars": len(t), **r}, ensure_ascii=False) for t, r in zip(texts, results)]
+        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+
+
+@bentoml.service(
+    name="framing_classifier",
+    # One worker with one event loop: the model call runs in an executor thread
+    # while the loop keeps parsing requests, and micro-batching turns concurrency
+    # into batch size. See bench/RESULTS.md for why not more workers on 2 cores.
+    workers=1,
+    traffic={"timeout": 30, "max_concurrency": 1024},
+)
+class FramingClassifier:
+    bento_model = bentoml.models.BentoModel(MODEL_TAG)
+
+    def __init__(self) -> None:
+        import joblib
+
+        self.model = joblib.load(self.bento_model.path_of("model.pkl"))
+        info = self.bento_model.info
+        self.model_info = {"name": self.model.name, "tag": str(info.tag),
+                           "version": info.labels.get("mlflow_version", str(info.tag.version))}
+        self.metadata_doc = self._metadata()
+        self.batcher = MicroBatcher(self.model.predict, max_batch=64)
+        log_path = os.environ.get("FRAMING_PREDICTION_LOG")
+        self.prediction_log = PredictionLog(log_path) if log_path else None
+
+    def _metadata(self) -> dict[str, Any]:
+        info = self.bento_model.info
+        custom = dict(info.metadata or {})
+        described = self.model.describe()
+        return {
+            "model": self.model_info,
+            "labels": custom.get("labels", {}),
+            "frame_names": described["frame_names"],
+            "stance_names": described["stance_names"],
+            "thresholds": described["thresholds"],
+            "schema_version": described["schema_version"],
+            "training_metrics": custom.get("metrics", {}),
+            "mlflow": {k: v for k, v in info.labels.items() if k.startswith("mlflow")},
+            "model_created": info.creation_time.isoformat(),
+            "limits": {"max_text_chars": MAX_TEXT_CHARS, "max_batch": MAX_BATCH},
+        }
+
+    @bentoml.api(route="/predict")
+    async def predict(
+        self,
+        texts: Annotated[list[str], Field(description="Passages to classify, in order.")],
+    ) -> dict[str, Any]:
+        """Frames (probabilities and decisions), stance with scores, and evidence n-grams per text."""
+        if not texts:
+            raise InvalidArgument("texts: must contain at least one text")
+        if len(texts) > MAX_BATCH:
+            raise InvalidArgument(f"texts: {len(texts)} texts is more than the maximum batch of {MAX_BATCH}; split the request")
+        for i, text in enumerate(texts):
+            if not text.strip():
+                raise InvalidArgument(f"texts[{i}]: empty or whitespace-only text")
+            if len(text) > MAX_TEXT_CHARS:
+                raise InvalidArgument(f"texts[{i}]: {len(text)} characters is more than the maximum of {MAX_TEXT_CHARS}")
+        results = await self.batcher.submit(texts)
+        if self.prediction_log is not None:
+            self.prediction_log.write(texts, results, self.model_info)
+        return {"model": self.model_info, "results": results}
+
+    @bentoml.api(route="/metadata")
+    def metadata(self) -> dict[str, Any]:
+        """Label schema with definitions, thresholds, model version, training metrics, build time."""
+        return self.metadata_doc
+
+
+FramingClassifier.add_asgi_middleware(
+    RequestGuard,
+    api_key_env="FRAMING_API_KEY",
+    max_body_bytes=int(os.environ.get("FRAMING_MAX_BODY_BYTES", str(4 * 1024 * 1024))),
+    json_routes=("/predict", "/metadata"),
+)

@@ -1,0 +1,59 @@
+"""`framing predict` and `framing models`: JSON lines out, clear errors, registry listing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fixtures_train import trained_workspace  # noqa: E402
+
+from pipeline import predict, registry  # noqa: E402
+from pipeline.errors import InputError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return trained_workspace(tmp_path_factory.getbasetemp() / "train-shared")
+
+
+def test_predict_args_and_file(trained, tmp_path, capsys):
+    f = tmp_path / "in.jsonl"
+    f.write_text(json.dumps({"text": "A deal: munitions for grain and oil."}) + "\n\n"
+                 + json.dumps({"text": "An isolated pariah.", "id": 7}) + "\n")
+    predict.main(["--model", str(trained["model"]), "--file", str(f), "Strategic partnership treaty."])
+    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert [l["text"] for l in lines] == ["Strategic partnership treaty.", "A deal: munitions for grain and oil.",
+                                          "An isolated pariah."]
+    assert "transactional" in lines[1]["decided_frames"]
+    assert set(lines[0]) == {"text", "frames", "decided_frames", "stance", "stance_scores", "evidence"}
+
+
+def test_predict_bad_line_names_file_and_line(tmp_path):
+    f = tmp_path / "in.jsonl"
+    f.write_text('{"text": "fine"}\n{"text": ""}\n')
+    with pytest.raises(InputError, match=r"in\.jsonl:2: field 'text'"):
+        list(predict.read_texts(f))
+    f.write_text('{"text": "fine"}\n{oops\n')
+    with pytest.raises(InputError, match=r"in\.jsonl:2: malformed JSON"):
+        list(predict.read_texts(f))
+
+
+def test_predict_from_registry_and_models_listing(trained, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained["uri"])
+    predict.main(["--from-registry", "Munitions in exchange for oil."])
+    rec = json.loads(capsys.readouterr().out)
+    assert "transactional" in rec["decided_frames"]
+    versions = registry.list_versions(trained["uri"])
+    champ = [v for v in versions if "champion" in v["aliases"]]
+    assert len(champ) == 1 and champ[0]["tags"]["candidate"] == trained["summary"]["best_candidate"]
+    assert "test.score" in champ[0]["metrics"]
+    registry.main([])
+    assert "champion" in capsys.readouterr().out
+    with pytest.raises(InputError, match="no registered model 'nope'"):
+        registry.list_versions(trained["uri"], "nope")
+    with pytest.raises(InputError, match="alias 'gold'"):
+        predict.load_model(from_registry=True, alias="gold")

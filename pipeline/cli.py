@@ -19,6 +19,7 @@ COMMANDS = {
     "evaluate": ("pipeline.evaluate", "test-split and CV metrics, plots and the model card (DVC stage)"),
     "package": ("pipeline.package", "put the MLflow champion into the BentoML store and build the Bento (DVC stage)"),
     "serve": ("pipeline.serve", "serve the packaged model over HTTP with BentoML"),
+    "labelstudio": ("pipeline.labelstudio.cli", "local Label Studio: install|start|stop|status; push passages with pre-annotations; pull annotations and agreement"),
     "predict": ("pipeline.predict", "predict frames, stance, scores and evidence for texts or a JSONL file"),
     "models": ("pipeline.registry", "list registered model versions, aliases and their metrics"),
 }

@@ -30,7 +30,7 @@ from sklearn.naive_bayes import ComplementNB
 from sklearn.svm import LinearSVC
 
 from pipeline.errors import InputError
-from pipeline.textnorm import normalize
+from pipeline.textnorm import model_text
 
 MODEL_FORMAT = 1  # bump when FramingModel's pickled layout changes
 
@@ -298,7 +298,7 @@ class FramingModel:
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise InputError(f"texts[{i}]: expected a string, got {type(t).__name__}")
-            clean.append(normalize(t))
+            clean.append(model_text(t))
         return self.featurizer.transform(clean)
 
     def predict_proba_frames(self, texts: Sequence[str]) -> np.ndarray:

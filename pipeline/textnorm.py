@@ -29,3 +29,17 @@ def normalize(text: str) -> str:
 def passage_id(normalized_text: str) -> str:
     """Stable id of a passage: first 16 hex digits of SHA-256 of its normalised text."""
     return hashlib.sha256(normalized_text.encode("utf-8")).hexdigest()[:16]
+
+
+# Typographic quotes and dashes vary by outlet, not by meaning.
+_FOLD = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "“": '"', "”": '"', "„": '"', "‟": '"',
+                       "″": '"', "–": "-", "—": "-", "‐": "-", "‑": "-", "−": "-"})
+
+
+def model_text(text: str) -> str:
+    """What models see: ``normalize`` plus typographic quotes and dashes folded to ASCII.
+
+    Kept apart from ``normalize`` because passage ids hash the normalised text,
+    and annotations refer to passages by id.
+    """
+    return normalize(text).translate(_FOLD)

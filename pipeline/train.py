@@ -47,6 +47,7 @@ from tqdm import tqdm
 from pipeline.config import LabelSchema, load_label_schema, load_params
 from pipeline.errors import InputError
 from pipeline.fsutil import atomic_open, write_json
+from pipeline.textnorm import model_text
 from pipeline.metrics import frame_metrics, selection_score, stance_metrics, tune_thresholds
 from pipeline.mlflow_model import FramingPyfunc, records_frame
 from pipeline.model import (CalibratedLinearSVC, CueFeaturizer, FramingModel, LexiconFrames, LexiconStance,
@@ -268,7 +269,8 @@ def load_data(path: str | Path) -> Data:
         Y = np.zeros((n, len(frame_names)), dtype=int)
         for i, codes in enumerate(d["frames"]):
             Y[i, list(codes)] = 1
-        return Split(list(d["id"]), list(d["text"]), list(d["group"]), Y,
+        # Exactly what FramingModel.predict feeds its featuriser, so fitting and predicting cannot drift.
+        return Split(list(d["id"]), [model_text(t) for t in d["text"]], list(d["group"]), Y,
                      np.asarray(d["stance"], dtype=int), np.asarray(d["fold"], dtype=int))
 
     parts = [split("train"), split("validation")]

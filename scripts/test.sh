@@ -6,4 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
+# Label Studio's server lives in its own virtualenv (it conflicts with the main one);
+# the integration tests start it. Idempotent: stamped by its lock file.
+python -m pipeline.labelstudio.cli install
 exec python -m pytest -m "" "$@"

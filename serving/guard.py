@@ -1,4 +1,4 @@
-"""ASGI middleware in front of the service: API key, body size and content type.
+"""ASGI middleware in front of the service: API key, body size, content type, /docs.
 
 Rejections are JSON ``{"error": "..."}`` with a 4xx status, before any request
 body is parsed, so a bad client cannot make the model process do work.
@@ -18,10 +18,6 @@ Send = Callable[[dict], Awaitable[None]]
 OPEN_PATHS = ("/livez", "/readyz", "/healthz")
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class RequestGuard:
     def __init__(self, app, api_key_env: str = "FRAMING_API_KEY", max_body_bytes: int = 4 << 20,
                  json_routes: tuple[str, ...] = ()):
@@ -35,6 +31,8 @@ class RequestGuard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope.get("path", "")
+        if path in ("/docs", "/docs/"):  # BentoML serves its Swagger UI at "/"; offer the usual address too
+            scope = {**scope, "path": "/", "raw_path": b"/"}
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
         if self.api_key and path not in OPEN_PATHS and not self._authorised(headers):
@@ -46,14 +44,16 @@ class RequestGuard:
             if ctype != "application/json":
                 return await _reply(send, 415, f"content type must be application/json, got {ctype or 'none'!r}")
             length = headers.get("content-length")
+            too_large = f"request body over the limit of {self.max_body_bytes} bytes"
             if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-                return await _reply(send, 413, f"request body over the limit of {self.max_body_bytes} bytes")
-            receive = self._limited(receive)
+                return await _reply(send, 413, too_large)
+            if length is None:  # chunked: read up to the limit here, then replay it to the app
+                body = await self._read_limited(receive)
+                if body is None:
+                    return await _reply(send, 413, too_large)
+                receive = _replay(body, receive)
 
-        try:
-            await self.app(scope, receive, send)
-        except BodyTooLarge:
-            await _reply(send, 413, f"request body over the limit of {self.max_body_bytes} bytes")
+        await self.app(scope, receive, send)
 
     def _authorised(self, headers: dict[str, str]) -> bool:
         given = headers.get("x-api-key") or ""
@@ -62,21 +62,33 @@ class RequestGuard:
             given = auth[7:].strip()
         return bool(given) and secrets.compare_digest(given.encode(), self.api_key.encode())
 
-    def _limited(self, receive: Receive) -> Receive:
-        """Count streamed (chunked) body bytes, which carry no Content-Length."""
-        seen = 0
-        limit = self.max_body_bytes
-
-        async def wrapped() -> dict:
-            nonlocal seen
+    async def _read_limited(self, receive: Receive) -> bytes | None:
+        """The whole body, or None as soon as it grows past the limit."""
+        chunks, size = [], 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise BodyTooLarge()
-            return message
+            if message["type"] != "http.request":
+                return b"".join(chunks)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
-        return wrapped
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> dict:
+        nonlocal sent
+        if sent:
+            return await receive()  # e.g. http.disconnect
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 async def _reply(send: Send, status: int, message: str, extra: dict[str, str] | None = None) -> None:

@@ -20,13 +20,11 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import bentoml
-from bentoml.exceptions import InvalidArgument
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from serving.batching import MicroBatcher
 from serving.guard import RequestGuard
@@ -34,6 +32,20 @@ from serving.guard import RequestGuard
 MODEL_TAG = os.environ.get("FRAMING_MODEL_TAG", "framing-classifier:latest")
 MAX_TEXT_CHARS = int(os.environ.get("FRAMING_MAX_TEXT_CHARS", "20000"))
 MAX_BATCH = int(os.environ.get("FRAMING_MAX_BATCH", "256"))
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("empty or whitespace-only text")
+    return text
+
+
+# Validation errors come back as 400 {"error": ..., "detail": [{"loc": ["texts", i], "msg": ...}]},
+# the same shape as every other malformed request; the limits also appear in the OpenAPI schema.
+Texts = Annotated[
+    list[Annotated[str, Field(max_length=MAX_TEXT_CHARS), AfterValidator(_not_blank)]],
+    Field(description="Passages to classify, in order.", min_length=1, max_length=MAX_BATCH),
+]
 
 
 class PredictionLog:
@@ -94,20 +106,8 @@ class FramingClassifier:
         }
 
     @bentoml.api(route="/predict")
-    async def predict(
-        self,
-        texts: Annotated[list[str], Field(description="Passages to classify, in order.")],
-    ) -> dict[str, Any]:
+    async def predict(self, texts: Texts) -> dict[str, Any]:
         """Frames (probabilities and decisions), stance with scores, and evidence n-grams per text."""
-        if not texts:
-            raise InvalidArgument("texts: must contain at least one text")
-        if len(texts) > MAX_BATCH:
-            raise InvalidArgument(f"texts: {len(texts)} texts is more than the maximum batch of {MAX_BATCH}; split the request")
-        for i, text in enumerate(texts):
-            if not text.strip():
-                raise InvalidArgument(f"texts[{i}]: empty or whitespace-only text")
-            if len(text) > MAX_TEXT_CHARS:
-                raise InvalidArgument(f"texts[{i}]: {len(text)} characters is more than the maximum of {MAX_TEXT_CHARS}")
         results = await self.batcher.submit(texts)
         if self.prediction_log is not None:
             self.prediction_log.write(texts, results, self.model_info)

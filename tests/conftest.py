@@ -55,3 +55,23 @@ def dsd(built):
     from datasets import load_from_disk
 
     return load_from_disk(str(built["dataset"]))
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, built, params):
+    """The champion trained by the real train stage on the seed dataset, with a throwaway MLflow store."""
+    import joblib
+
+    from pipeline import train
+
+    work = tmp_path_factory.mktemp("trained")
+    tracking = f"sqlite:///{work / 'mlflow.db'}"
+    summary = train.run(built["dataset"], ROOT / "configs/labels.yaml", work / "model.pkl", work / "cv.json",
+                        work / "registry.json", work / "oof.jsonl", train.TrainParams.from_mapping(params.extra["train"]),
+                        params.seed, tracking=tracking)
+    return {"work": work, "tracking": tracking, "summary": summary, "model": joblib.load(work / "model.pkl")}
+
+
+@pytest.fixture(scope="session")
+def champion(trained):
+    return trained["model"]

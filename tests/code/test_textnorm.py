@@ -27,3 +27,11 @@ def test_passage_id_ignores_whitespace_variants(text, space):
 def test_normalize_unifies_compatibility_forms():
     assert normalize("ﬁnal\u00a0 report\x00\u200b!") == "final report!"
     assert normalize("e\u0301") == "é"
+
+
+@given(st.text())
+def test_model_text_is_idempotent_and_folds_typography(text):
+    from pipeline.textnorm import model_text
+
+    assert model_text(model_text(text)) == model_text(text)
+    assert not set("‘’“”–—") & set(model_text(text))

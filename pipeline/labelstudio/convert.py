@@ -1,0 +1,321 @@
+"""Pure conversions between the pipeline and Label Studio: no network, no files.
+
+- passages → task data; model outputs → predictions (pre-annotations) with
+  ``model_version`` and ``score``;
+- a Label Studio JSON export + the local copy → the merged local copy (merge rules below);
+- annotation records → the agreement report (JSON metrics and Markdown).
+
+Merge rules (``merge_exports``), keyed by passage id and annotator:
+
+1. nothing local is ever dropped: a task or annotation the server no longer has stays;
+2. an annotation new on the server is added; one whose content (result, cancelled flag)
+   changed replaces the local one, which moves into the annotation's ``history`` list
+   (oldest first) with its ``updated_at``; several server annotations of one annotator on
+   one passage: the latest is current, the others go to history;
+3. cancelled (skipped) annotations and the off-topic flag are stored as exported;
+4. ``completed_by`` becomes ``{"id", "email"}`` so annotators are named across servers,
+   and tasks without any annotation are not stored; predictions are not stored.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import defaultdict
+from html import escape
+from itertools import combinations
+from typing import Any, Iterable, Mapping, Sequence
+
+from pipeline.agreement import krippendorff_alpha_nominal, observed_agreement
+from pipeline.annotations import AnnotationRecord
+from pipeline.config import LabelSchema
+from pipeline.errors import InputError
+from pipeline.labels import FRAMES_NAME, STANCE_NAME, TEXT_NAME
+
+TASK_FIELDS = ("text", "passage_id", "doc_id", "paragraph_index", "date", "sources")
+
+
+# -- push ----------------------------------------------------------------------------------
+
+def passage_locations(passage: Mapping) -> set[tuple[str, int]]:
+    """Every (doc_id, paragraph_index) a passage was found at (near-duplicates have several)."""
+    locations = {(passage.get("doc_id"), passage.get("paragraph_index"))}
+    for source in passage.get("sources") or ():
+        if isinstance(source, Mapping):
+            locations.add((source.get("doc_id"), source.get("paragraph_index")))
+    return {loc for loc in locations if loc[0] is not None}
+
+
+def task_data(passage: Mapping, priority: int | None = None) -> dict:
+    """Label Studio task data of one ingested passage (the fields of the seed export, plus ordering)."""
+    sources = passage.get("sources") or []
+    doc_ids = sorted({s["doc_id"] for s in sources if isinstance(s, Mapping) and s.get("doc_id")}) or [passage["doc_id"]]
+    data = {
+        TEXT_NAME: passage["text"], "passage_id": passage["id"], "doc_id": passage["doc_id"],
+        "paragraph_index": passage["paragraph_index"], "date": passage.get("date") or "",
+        "sources": ", ".join(doc_ids), "cluster_id": passage.get("cluster_id") or passage["id"],
+    }
+    if priority is not None:
+        data["priority"] = priority  # active-learning queue position: sort the Data Manager by it
+    return data
+
+
+def prediction(output: Mapping, schema: LabelSchema, model_version: str, score: float) -> dict:
+    """A Label Studio prediction from one model output: decided frames in one choices result,
+    the stance in another, each with the model's probability as its ``score``."""
+    display = {label.key: label.display for label in (*schema.frames, *schema.stance)}
+    frame_probs = output.get("frames") or {}
+    decided = output.get("decided_frames")
+    if decided is None:
+        raise InputError("model output has no 'decided_frames'")
+    unknown = sorted(({*frame_probs, *decided} - set(schema.frame_names))
+                     | ({output.get("stance"), *(output.get("stance_scores") or {})} - set(schema.stance_names)))
+    if unknown:
+        raise InputError(f"model labels {unknown} are not in the label schema (retrain the model on the current schema)")
+    results = []
+    frames = [f for f in schema.frame_names if f in set(decided)]
+    if frames:
+        results.append({"from_name": FRAMES_NAME, "to_name": TEXT_NAME, "type": "choices",
+                        "value": {"choices": [display[f] for f in frames]},
+                        "score": round(min(float(frame_probs.get(f, 0.0)) for f in frames), 6)})
+    stance = output.get("stance")
+    if stance is not None:
+        results.append({"from_name": STANCE_NAME, "to_name": TEXT_NAME, "type": "choices",
+                        "value": {"choices": [display[stance]]},
+                        "score": round(float((output.get("stance_scores") or {}).get(stance, 0.0)), 6)})
+    for i, result in enumerate(results):
+        result["id"] = f"pred-{result['from_name']}-{i}"
+    return {"model_version": model_version, "score": float(score), "result": results}
+
+
+def guidelines_html(markdown_text: str) -> str:
+    """The annotator guidelines as HTML for the project's instructions."""
+    try:
+        from markdown_it import MarkdownIt
+    except ImportError:  # pragma: no cover - markdown-it-py comes with the main lock
+        return f"<pre>{escape(markdown_text)}</pre>"
+    return MarkdownIt("commonmark").render(markdown_text)
+
+
+# -- pull ----------------------------------------------------------------------------------
+
+def annotator_of(annotation: Mapping) -> str:
+    """Stable annotator key: the email when known, else the user id (as the annotation reader does)."""
+    who = annotation.get("completed_by")
+    if isinstance(who, Mapping):
+        return str(who.get("email") or who.get("id"))
+    return str(who)
+
+
+def _content(annotation: Mapping) -> str:
+    """What an annotator decided, ignoring result ids, timestamps and bookkeeping."""
+    results = sorted((r.get("from_name"), sorted((r.get("value") or {}).get("choices") or []))
+                     for r in annotation.get("result") or [] if isinstance(r, Mapping))
+    return json.dumps([results, bool(annotation.get("was_cancelled"))])
+
+
+def _snapshot(annotation: Mapping) -> dict:
+    return {k: copy.deepcopy(v) for k, v in annotation.items() if k != "history"}
+
+
+def normalise_task(task: Mapping, users: Mapping[int, str]) -> dict:
+    """A server export task as stored locally: annotators named, predictions and drafts dropped."""
+    out = copy.deepcopy(dict(task))
+    out["predictions"] = []
+    out["drafts"] = []
+    for ann in out.get("annotations") or []:
+        who = ann.get("completed_by")
+        if isinstance(who, int):
+            ann["completed_by"] = {"id": who, "email": users.get(who)} if users.get(who) else who
+    return out
+
+
+def merge_exports(local: Sequence[Mapping], remote: Sequence[Mapping]) -> tuple[list[dict], dict]:
+    """Merge a (normalised) server export into the local copy; returns (tasks, counts)."""
+    counts = {"added": 0, "updated": 0, "unchanged": 0, "kept_local_only": 0, "tasks": 0}
+    by_pid: dict[str, dict] = {}
+    order: list[str] = []
+
+    def pid_of(task: Mapping) -> str:
+        data = task.get("data") or {}
+        pid = data.get("passage_id")
+        if not isinstance(pid, str) or not pid:
+            raise InputError(f"task {task.get('id')}: missing field 'data.passage_id'")
+        return pid
+
+    for task in local:
+        pid = pid_of(task)
+        if pid in by_pid:  # one local task per passage: fold duplicates
+            by_pid[pid]["annotations"].extend(copy.deepcopy(task.get("annotations") or []))
+            continue
+        by_pid[pid] = copy.deepcopy(dict(task))
+        by_pid[pid]["annotations"] = list(by_pid[pid].get("annotations") or [])
+        order.append(pid)
+
+    remote_by_pid: dict[str, list[Mapping]] = defaultdict(list)
+    for task in sorted(remote, key=lambda t: t.get("id") or 0):
+        remote_by_pid[pid_of(task)].append(task)
+
+    seen_local: set[tuple[str, str]] = set()
+    for pid, tasks in remote_by_pid.items():
+        server_anns = [a for t in tasks for a in t.get("annotations") or []]
+        if not server_anns and pid not in by_pid:
+            continue
+        base = by_pid.get(pid)
+        merged_task = copy.deepcopy(dict(tasks[0]))
+        current = {annotator_of(a): a for a in (base or {}).get("annotations", [])}
+        groups: dict[str, list[Mapping]] = defaultdict(list)
+        for ann in server_anns:
+            groups[annotator_of(ann)].append(ann)
+        for who, anns in groups.items():
+            anns = sorted(anns, key=lambda a: (str(a.get("updated_at") or a.get("created_at") or ""), a.get("id") or 0))
+            latest = copy.deepcopy(dict(anns[-1]))
+            old = current.get(who)
+            history = list((old or {}).get("history") or [])
+            known = {(h.get("id"), h.get("updated_at")) for h in history}
+            for earlier in anns[:-1]:
+                if (earlier.get("id"), earlier.get("updated_at")) not in known:
+                    history.append(_snapshot(earlier))
+            if old is None:
+                counts["added"] += 1
+            elif _content(old) != _content(latest):
+                if (old.get("id"), old.get("updated_at")) not in known:
+                    history.append(_snapshot(old))
+                counts["updated"] += 1
+            else:
+                counts["unchanged"] += 1
+            latest.pop("history", None)
+            if history:
+                latest["history"] = sorted(history, key=lambda h: str(h.get("updated_at") or ""))
+            current[who] = latest
+            seen_local.add((pid, who))
+        for who in current:
+            if (pid, who) not in seen_local:
+                counts["kept_local_only"] += 1
+        merged_task["annotations"] = sorted(current.values(), key=lambda a: (a.get("id") or 0))
+        if pid not in by_pid:
+            order.append(pid)
+        by_pid[pid] = merged_task
+
+    for pid, task in by_pid.items():
+        if pid not in remote_by_pid:
+            counts["kept_local_only"] += len(task.get("annotations") or [])
+    tasks = [by_pid[pid] for pid in order if by_pid[pid].get("annotations")]
+    tasks.sort(key=lambda t: t.get("id") or 0)
+    counts["tasks"] = len(tasks)
+    return tasks, counts
+
+
+# -- agreement -----------------------------------------------------------------------------
+
+def cohen_kappa(pairs: Sequence[tuple[Any, Any]]) -> float | None:
+    """Cohen's kappa of two raters' values on the same items; None when undefined."""
+    n = len(pairs)
+    if n < 2:
+        return None
+    observed = sum(a == b for a, b in pairs) / n
+    first: dict = defaultdict(int)
+    second: dict = defaultdict(int)
+    for a, b in pairs:
+        first[a] += 1
+        second[b] += 1
+    expected = sum(first[k] * second.get(k, 0) for k in first) / (n * n)
+    if expected >= 1.0:
+        return None
+    return (observed - expected) / (1.0 - expected)
+
+
+def _label_values(record: AnnotationRecord, schema: LabelSchema) -> dict[str, Any]:
+    """A judgement as one value per label; frames and stance are missing on off-topic judgements."""
+    values: dict[str, Any] = {"off_topic": record.off_topic}
+    if not record.off_topic:
+        for frame in schema.frame_names:
+            values[f"frame_{frame}"] = frame in record.frames
+        values["stance"] = record.stance
+    return values
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 4)
+
+
+def agreement_report(records: Iterable[AnnotationRecord], schema: LabelSchema) -> dict:
+    """Per-label agreement over passages with two or more annotators (each annotator's latest,
+    non-cancelled judgement): Krippendorff's alpha, observed agreement, Cohen's kappa (the kappa
+    of the one annotator pair, or the mean over pairs when there are more), and the disagreements."""
+    latest: dict[tuple[str, str], AnnotationRecord] = {}
+    for r in records:
+        if r.cancelled:
+            continue
+        key = (r.passage_id, r.annotator)
+        if key not in latest or r.updated_at >= latest[key].updated_at:
+            latest[key] = r
+    by_passage: dict[str, dict[str, dict]] = defaultdict(dict)
+    for (pid, who), r in sorted(latest.items()):
+        by_passage[pid][who] = _label_values(r, schema)
+    multi = {pid: v for pid, v in by_passage.items() if len(v) >= 2}
+    labels = ["off_topic", *(f"frame_{f}" for f in schema.frame_names), "stance"]
+    annotators = sorted({who for v in multi.values() for who in v})
+    report: dict = {"passages_with_2plus_annotators": len(multi), "annotators": len(annotators), "labels": {},
+                    "pairs": [], "disagreements": []}
+    pair_kappas: dict[str, list[float]] = defaultdict(list)
+    for a, b in combinations(annotators, 2):
+        shared = [pid for pid, v in multi.items() if a in v and b in v]
+        if not shared:
+            continue
+        entry = {"annotators": [a, b], "passages": len(shared), "cohen_kappa": {}}
+        for label in labels:
+            pairs = [(multi[p][a][label], multi[p][b][label]) for p in shared
+                     if label in multi[p][a] and label in multi[p][b]]
+            kappa = cohen_kappa(pairs)
+            entry["cohen_kappa"][label] = _r(kappa)
+            if kappa is not None:
+                pair_kappas[label].append(kappa)
+        report["pairs"].append(entry)
+    for label in labels:
+        units = [[v[label] for v in judgements.values() if label in v] for judgements in multi.values()]
+        kappas = pair_kappas.get(label, [])
+        report["labels"][label] = {
+            "units": sum(len(u) >= 2 for u in units),
+            "observed": _r(observed_agreement(units)),
+            "krippendorff_alpha": _r(krippendorff_alpha_nominal(units)),
+            "cohen_kappa": _r(sum(kappas) / len(kappas)) if kappas else None,
+        }
+    for pid, judgements in sorted(multi.items()):
+        for label in labels:
+            values = {who: v[label] for who, v in judgements.items() if label in v}
+            if len(values) >= 2 and len({json.dumps(x) for x in values.values()}) > 1:
+                report["disagreements"].append({"passage_id": pid, "label": label, "values": values})
+    return report
+
+
+def agreement_markdown(report: Mapping, passages: Mapping[str, Mapping] | None = None) -> str:
+    """The agreement report for people (labels/AGREEMENT.md)."""
+    def fmt(x):
+        return "–" if x is None else f"{x:.3f}"
+
+    out = ["<!-- Written by `framing labelstudio pull`; do not edit. -->", "# Inter-annotator agreement", "",
+           f"Passages with two or more annotators: **{report['passages_with_2plus_annotators']}** "
+           f"({report['annotators']} annotators). Each annotator's latest, non-cancelled judgement counts; "
+           "frames and stance are compared among on-topic judgements only.", ""]
+    if not report["passages_with_2plus_annotators"]:
+        return "\n".join(out + ["No passage has two annotators yet.", ""])
+    out += ["| label | units | observed | Krippendorff's α | Cohen's κ |", "| --- | ---: | ---: | ---: | ---: |"]
+    for label, s in report["labels"].items():
+        out.append(f"| {label} | {s['units']} | {fmt(s['observed'])} | {fmt(s['krippendorff_alpha'])} | "
+                   f"{fmt(s['cohen_kappa'])} |")
+    out += ["", "Cohen's κ is the kappa of the one annotator pair, or the mean over pairs when there are more; "
+            "– means undefined (too few items, or one value used throughout).", ""]
+    if report["pairs"]:
+        out += ["## Annotator pairs", ""]
+        for pair in report["pairs"]:
+            kappas = ", ".join(f"{k} {fmt(v)}" for k, v in pair["cohen_kappa"].items())
+            out.append(f"- {pair['annotators'][0]} × {pair['annotators'][1]} ({pair['passages']} passages): {kappas}")
+        out.append("")
+    out += [f"## Disagreements ({len(report['disagreements'])})", ""]
+    for d in report["disagreements"]:
+        values = "; ".join(f"{who}: {json.dumps(v)}" for who, v in d["values"].items())
+        text = ((passages or {}).get(d["passage_id"]) or {}).get("text", "")
+        snippet = f" — “{text[:100]}{'…' if len(text) > 100 else ''}”" if text else ""
+        out.append(f"- `{d['passage_id']}` **{d['label']}**: {values}{snippet}")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,212 @@
+"""The prediction API, served by a real `bentoml serve` process built by `framing package`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import joblib
+import pytest
+import requests
+
+from tests.servers import free_port, start, stop, wait_http
+
+pytestmark = pytest.mark.integration
+
+LIMITS = {"FRAMING_MAX_TEXT_CHARS": "2000", "FRAMING_MAX_BATCH": "16", "FRAMING_MAX_BODY_BYTES": "65536"}
+API_KEY = "test-key-3f9a1c"  # a throwaway key for the auth server only
+UNICODE_TEXTS = [
+    "روسيا وكوريا الشمالية توقعان شراكة استراتيجية شاملة",  # Arabic, RTL
+    "Kim 🤝 Putin: shells 💣 for oil 🛢️ — a deal?",  # emoji
+    "Pyongyang\u0301 se\u0301lls ammunition to Mosco\u0308w",  # combining marks
+    "Russia buys\x00 shells\x07 from North\x1b Korea",  # NUL and control characters
+    "\u202eevil right-to-left override\u202c and a zero\u200bwidth space",
+    "𝕽𝖚𝖘𝖘𝖎𝖆 and 𝕹𝖔𝖗𝖙𝖍 𝕶𝖔𝖗𝖊𝖆 form an alliance",  # mathematical alphanumerics (NFKC folds them)
+]
+
+
+@pytest.fixture(scope="module")
+def packaged(trained, root):
+    """The trained champion, packaged by `framing package` into a throwaway BentoML home."""
+    work, tracking = trained["work"], trained["tracking"]
+    env = {**os.environ, "BENTOML_HOME": str(work / "bentoml"), "BENTOML_DO_NOT_TRACK": "true",
+           "MLFLOW_TRACKING_URI": tracking, "PYTHONPATH": str(root)}
+    done = __import__("subprocess").run(
+        [sys.executable, "-m", "pipeline.cli", "package", "--registry", str(work / "registry.json"),
+         "--metrics", str(work / "cv.json"), "--bento", str(work / "bento.json")],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((work / "bento.json").read_text())
+    name, version = record["model"].split(":")
+    model = joblib.load(work / "bentoml" / "models" / name / version / "model.pkl")
+    return {"work": work, "env": env, "record": record, "model": model}
+
+
+def serve(packaged, root, log_name: str, extra_env: dict) -> tuple[str, object, float]:
+    port = free_port()
+    env = {**packaged["env"], **LIMITS, **extra_env}
+    log = packaged["work"] / log_name
+    proc = start([sys.executable, "-m", "pipeline.cli", "serve", "--bento", str(packaged["work"] / "bento.json"),
+                  "--port", str(port)], env, log, root)
+    base = f"http://127.0.0.1:{port}"
+    ready = wait_http(f"{base}/readyz", 60, proc, log)
+    return base, proc, ready
+
+
+@pytest.fixture(scope="module")
+def api(packaged, root):
+    base, proc, ready = serve(packaged, root, "serve.log", {"FRAMING_API_KEY": ""})
+    yield {"base": base, "ready_s": ready, **packaged}
+    stop(proc)
+
+
+@pytest.fixture(scope="module")
+def secured(packaged, root):
+    sink = packaged["work"] / "predictions.jsonl"
+    base, proc, _ = serve(packaged, root, "serve_auth.log",
+                          {"FRAMING_API_KEY": API_KEY, "FRAMING_PREDICTION_LOG": str(sink)})
+    yield {"base": base, "sink": sink, "log": packaged["work"] / "serve_auth.log"}
+    stop(proc)
+
+
+def post(base: str, path: str, body, **kwargs):
+    return requests.post(f"{base}{path}", json=body, timeout=30, **kwargs)
+
+
+def test_predict_equals_in_process_predict(api, passages):
+    texts = [p["text"] for p in passages[:10]] + UNICODE_TEXTS
+    resp = post(api["base"], "/predict", {"texts": texts})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["results"] == api["model"].predict(texts)  # exactly: same floats, same order
+    assert body["model"]["version"] == api["record"]["mlflow_version"]
+    for result in body["results"]:
+        assert set(result) == {"frames", "decided_frames", "stance", "stance_scores", "evidence"}
+        assert set(result["evidence"]) == set(result["decided_frames"])
+
+
+def test_metadata_describes_labels_thresholds_version_and_metrics(api, schema):
+    meta = post(api["base"], "/metadata", {}).json()
+    assert meta["frame_names"] == schema.frame_names and meta["stance_names"] == schema.stance_names
+    assert set(meta["thresholds"]) == set(schema.frame_names)
+    assert meta["labels"]["frames"]["transactional"]["definition"] == schema.frames[1].definition
+    assert meta["model"]["version"] == api["record"]["mlflow_version"]
+    assert meta["training_metrics"] and meta["model_created"]
+
+
+def test_health_metrics_and_docs(api):
+    for path in ("/livez", "/readyz", "/metrics", "/docs", "/docs.json"):
+        assert requests.get(api["base"] + path, timeout=10).status_code == 200, path
+    assert "predict" in requests.get(api["base"] + "/metrics", timeout=10).text
+
+
+def test_ready_within_budget(api):
+    assert api["ready_s"] < 60  # the ≤ 10 s target is measured by bench/serve, not asserted here
+
+
+BAD_REQUESTS = [
+    ({}, 400, "texts"),
+    ({"texts": "one text"}, 400, "array"),
+    ({"texts": ["ok text", 3]}, 400, "string"),
+    ({"texts": []}, 400, "at least 1 item"),
+    ({"texts": ["fine", "   \n\t"]}, 400, '"loc":["texts",1],"msg":"Value error, empty or whitespace-only text"'),
+    ({"texts": ["x" * 2001]}, 400, '"loc":["texts",0],"msg":"String should have at most 2000 characters"'),
+    ({"texts": ["a text"] * 17}, 400, "List should have at most 16 items"),
+    ({"text": ["typo in the field name"]}, 400, "texts"),
+]
+
+
+@pytest.mark.parametrize("body, status, message", BAD_REQUESTS)
+def test_bad_requests_get_4xx_with_a_message_and_the_server_keeps_serving(api, body, status, message):
+    resp = post(api["base"], "/predict", body)
+    assert resp.status_code == status and message in resp.text, resp.text
+    assert post(api["base"], "/predict", {"texts": ["still serving"]}).status_code == 200
+
+
+@pytest.mark.parametrize("data, headers, status, message", [
+    (b'{"texts": ["unterminated', {"content-type": "application/json"}, 400, "JSON"),
+    (b"texts=a", {"content-type": "application/x-www-form-urlencoded"}, 415, "application/json"),
+    (b'{"texts": ["a"]}', {}, 415, "application/json"),
+    (b"\xff\xfe\x00garbage", {"content-type": "application/json"}, 400, ""),
+    (b'{"texts": ["' + b"a" * 70000 + b'"]}', {"content-type": "application/json"}, 413, "65536 bytes"),
+])
+def test_malformed_bodies(api, data, headers, status, message):
+    resp = requests.post(api["base"] + "/predict", data=data, headers=headers, timeout=30)
+    assert resp.status_code == status and message in resp.text, resp.text
+
+
+def test_chunked_huge_body_is_refused(api):
+    def chunks():
+        yield b'{"texts": ["'
+        for _ in range(100):
+            yield b"a" * 1000
+        yield b'"]}'
+
+    resp = requests.post(api["base"] + "/predict", data=chunks(), headers={"content-type": "application/json"}, timeout=30)
+    assert resp.status_code == 413
+    assert post(api["base"], "/predict", {"texts": ["still serving"]}).status_code == 200
+
+
+def test_concurrent_burst_has_no_errors(api, passages):
+    texts = [p["text"] for p in passages]
+    expected = api["model"].predict(texts)
+
+    def one(i):
+        resp = post(api["base"], "/predict", {"texts": [texts[i % len(texts)]]})
+        return resp.status_code, resp.json()["results"][0] if resp.ok else resp.text
+
+    with ThreadPoolExecutor(16) as pool:
+        outcomes = list(pool.map(one, range(300)))
+    assert all(code == 200 for code, _ in outcomes)
+    assert all(result == expected[i % len(texts)] for i, (_, result) in enumerate(outcomes))  # batching keeps order
+
+
+def test_api_key_required_except_on_health(secured):
+    base = secured["base"]
+    assert post(base, "/predict", {"texts": ["a deal"]}).status_code == 401
+    assert post(base, "/predict", {"texts": ["a deal"]}, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert requests.get(base + "/metrics", timeout=10).status_code == 401
+    for path in ("/livez", "/readyz"):
+        assert requests.get(base + path, timeout=10).status_code == 200
+    ok = post(base, "/predict", {"texts": ["a deal"]}, headers={"Authorization": f"Bearer {API_KEY}"})
+    assert ok.status_code == 200
+    assert post(base, "/predict", {"texts": ["a deal"]}, headers={"X-API-Key": API_KEY}).status_code == 200
+    assert API_KEY not in secured["log"].read_text()
+
+
+def test_prediction_log_records_each_text(secured):
+    before = secured["sink"].read_text().count("\n") if secured["sink"].exists() else 0
+    post(secured["base"], "/predict", {"texts": ["one deal", "two alliances"]}, headers={"X-API-Key": API_KEY})
+    lines = secured["sink"].read_text().splitlines()
+    assert len(lines) == before + 2
+    record = json.loads(lines[-1])
+    assert {"time", "model", "text_sha256", "chars", "stance", "decided_frames"} <= set(record)
+    assert "two alliances" not in secured["sink"].read_text()  # no raw text in the monitoring log
+
+
+def test_openapi_fuzzing_finds_no_server_errors(api):
+    """Property-based requests generated from the service's own OpenAPI schema never get a 5xx."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    schema = schemathesis.openapi.from_url(f"{api['base']}/docs.json")
+    failures, calls = [], []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if operation.method.upper() != "POST":
+            continue
+
+        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(case=operation.as_strategy())
+        def check(case):
+            response = case.call(base_url=api["base"])
+            calls.append(response.status_code)
+            if response.status_code >= 500:
+                failures.append((case.path, case.body, response.status_code, response.text[:200]))
+
+        check()
+    assert len(calls) >= 60 and 200 in calls and any(400 <= c < 500 for c in calls)
+    assert not failures, failures[:5]

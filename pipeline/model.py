@@ -37,6 +37,8 @@ MODEL_FORMAT = 1  # bump when FramingModel's pickled layout changes
 
 # --------------------------------------------------------------------------- features
 
+_WORD = re.compile(r"\w+")
+
 
 class CueFeaturizer(BaseEstimator, TransformerMixin):
     """Binary presence of each cue phrase (case-insensitive, whole words) → sparse matrix."""
@@ -51,7 +53,22 @@ class CueFeaturizer(BaseEstimator, TransformerMixin):
         self.vocabulary_ = tuple(seen)
         # Word boundaries by look-around so cues with punctuation ("sanction-hit") still match.
         self.patterns_ = [re.compile(r"(?<!\w)" + re.escape(c) + r"(?!\w)") for c in self.vocabulary_]
+        self._index()
         return self
+
+    def _index(self) -> None:
+        # Index cues by their first word: a text is scanned once, and a cue's pattern is
+        # tried only where its first word occurs (same matches as searching every pattern).
+        self.by_first_word_: dict[str, list[int]] = {}
+        self.anywhere_: list[int] = []
+        for j, cue in enumerate(self.vocabulary_):
+            first = _WORD.match(cue)
+            (self.by_first_word_.setdefault(first.group(), []) if first else self.anywhere_).append(j)
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if "patterns_" in state and "by_first_word_" not in state:  # pickled before the index existed
+            self._index()
 
     def transform(self, X: Iterable[str]):
         rows, cols = [], []
@@ -59,10 +76,13 @@ class CueFeaturizer(BaseEstimator, TransformerMixin):
         for i, text in enumerate(X):
             low = text.lower()
             n = i + 1
-            for j, pattern in enumerate(self.patterns_):
-                if pattern.search(low):
-                    rows.append(i)
-                    cols.append(j)
+            found = {j for j in self.anywhere_ if self.patterns_[j].search(low)}
+            for word in _WORD.finditer(low):
+                for j in self.by_first_word_.get(word.group(), ()):
+                    if j not in found and self.patterns_[j].match(low, word.start()):
+                        found.add(j)
+            rows += [i] * len(found)
+            cols += sorted(found)
         data = np.ones(len(rows), dtype=np.float64)
         return sp.csr_matrix((data, (rows, cols)), shape=(n, len(self.vocabulary_)))
 

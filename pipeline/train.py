@@ -628,9 +628,12 @@ def _register(mlflow, uri: str, params: TrainParams, best: dict, data: Data) -> 
             error = "its label names differ from the dataset's"
         else:
             t = data.test
-            champ_score = score_split(t.Y, t.y, champion.predict_proba_frames(t.texts),
-                                      champion.predict_proba_stance(t.texts), champion.thresholds, data,
-                                      params.frames_weight)["score"]
+            try:
+                champ_score = score_split(t.Y, t.y, champion.predict_proba_frames(t.texts),
+                                          champion.predict_proba_stance(t.texts), champion.thresholds, data,
+                                          params.frames_weight)["score"]
+            except Exception as exc:  # same rule as a failed load: never a blind swap
+                error = f"prediction failed: {type(exc).__name__}: {exc}"
     promote, reason = decide_promotion(best["test"]["score"], champ_score, champion_version=champ_version,
                                        champion_error=error)
     client = mlflow.MlflowClient(uri)

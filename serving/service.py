@@ -13,10 +13,12 @@ Configuration (environment, read when the service starts):
 | FRAMING_MAX_BODY_BYTES | 4194304 | largest request body (413 above it) |
 | FRAMING_API_KEY | unset | when set, required on every endpoint except /livez, /readyz, /healthz |
 | FRAMING_PREDICTION_LOG | unset | path of a JSONL file receiving every prediction (monitoring) |
+| FRAMING_WORKERS | 1 | worker processes (see bench/RESULTS.md before raising it on 2 cores) |
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import threading
@@ -70,7 +72,7 @@ class PredictionLog:
     # One worker with one event loop: the model call runs in an executor thread
     # while the loop keeps parsing requests, and micro-batching turns concurrency
     # into batch size. See bench/RESULTS.md for why not more workers on 2 cores.
-    workers=1,
+    workers=int(os.environ.get("FRAMING_WORKERS", "1")),
     traffic={"timeout": 30, "max_concurrency": 1024},
 )
 class FramingClassifier:
@@ -87,6 +89,11 @@ class FramingClassifier:
         self.batcher = MicroBatcher(self.model.predict, max_batch=64)
         log_path = os.environ.get("FRAMING_PREDICTION_LOG")
         self.prediction_log = PredictionLog(log_path) if log_path else None
+        # Full (generation 2) collections walk every object the imports and the model
+        # created: tens of ms each, seen as p99 stalls even at concurrency 1. Freezing the
+        # start-up heap takes it out of the collector's view (bench/RESULTS.md).
+        gc.collect()
+        gc.freeze()
 
     def _metadata(self) -> dict[str, Any]:
         info = self.bento_model.info

@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="FRAMING_WORKERS for our service")
     parser.add_argument("--out", default=str(ROOT / "bench/out"))
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -131,24 +132,26 @@ def main(argv: list[str] | None = None) -> None:
         scripts[(server, "batch64")] = work / f"{server}_batch64.lua"
         scripts[(server, "batch64")].write_text(lua_script([json.dumps({key: b}) for b in batches], path))
 
-    env = {**os.environ, "MLFLOW_TRACKING_URI": registry["tracking_uri"], "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": registry["tracking_uri"], "PYTHONPATH": str(ROOT),
+           "FRAMING_WORKERS": str(args.workers), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     servers = {}
     bin_dir = Path(sys.executable).parent
-    for server in ("bentoml", "mlflow"):
-        port = free_port()
-        if server == "bentoml":
-            cmd = [sys.executable, "-m", "pipeline.cli", "serve", "--port", str(port)]
-            ready_path = "/readyz"
-        else:
-            cmd = [str(bin_dir / "mlflow"), "models", "serve", "-m", "models:/framing-classifier@champion",
-                   "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)]
-            ready_path = "/ping"
-        log = work / f"{server}.log"
-        t0 = time.monotonic()
-        proc = start(cmd, env, log, ROOT)
-        wait_http(f"http://127.0.0.1:{port}{ready_path}", 120, proc, log)
-        servers[server] = {"proc": proc, "url": f"http://127.0.0.1:{port}", "ready_s": time.monotonic() - t0}
     try:
+        for server in ("bentoml", "mlflow"):
+            port = free_port()
+            if server == "bentoml":
+                cmd = [sys.executable, "-m", "pipeline.cli", "serve", "--port", str(port)]
+                ready_path = "/readyz"
+            else:
+                cmd = [str(bin_dir / "mlflow"), "models", "serve", "-m", "models:/framing-classifier@champion",
+                       "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)]
+                ready_path = "/ping"
+            log = work / f"{server}.log"
+            t0 = time.monotonic()
+            proc = start(cmd, env, log, ROOT)
+            servers[server] = {"proc": proc, "url": f"http://127.0.0.1:{port}"}
+            wait_http(f"http://127.0.0.1:{port}{ready_path}", 120, proc, log)
+            servers[server]["ready_s"] = time.monotonic() - t0
         results: dict = {s: {f"{kind}_c{c}": [] for kind, c in SCENARIOS} for s in servers}
         for rnd in range(args.rounds):
             order = ["bentoml", "mlflow"] if rnd % 2 == 0 else ["mlflow", "bentoml"]
@@ -187,13 +190,15 @@ def summarise(results: dict, servers: dict, rates: dict, model_name: str, bento:
                 if l.startswith("model name")), platform.processor())
     return {"date": date.today().isoformat(), "machine": f"{os.cpu_count()} cores, {cpu}", "python": platform.python_version(),
             "model": model_name, "mlflow_version": bento["mlflow_version"], "duration_s": args.duration,
+            "workers": args.workers,
             "rounds": args.rounds, "ready_s": {s: v["ready_s"] for s, v in servers.items()},
             "in_process": rates, "results": table}
 
 
 def markdown(s: dict) -> str:
     lines = [f"Date {s['date']}; {s['machine']}; Python {s['python']}; model `{s['model']}` (MLflow v{s['mlflow_version']}); "
-             f"wrk, {s['duration_s']} s per run, {s['rounds']} interleaved rounds (means).", "",
+             f"our service with {s['workers']} worker(s); wrk, {s['duration_s']} s per run, "
+             f"{s['rounds']} interleaved rounds (means).", "",
              "| server | scenario | req/s | passages/s | p50 ms | p95 ms | p99 ms | max ms | errors | RSS MiB |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for server, rows in s["results"].items():

@@ -171,3 +171,17 @@ def test_pyfunc_input_forms_and_output_frame(logreg):
     df = records_frame(logreg.predict(TEXTS))
     assert list(df.columns) == ["stance", "decided_frames", "frames", "stance_scores", "evidence"]
     assert len(df) == 3 and all(isinstance(v, str) for v in df.iloc[0])
+
+
+def test_cue_index_matches_exactly_what_searching_every_cue_finds():
+    from pipeline.model import CueFeaturizer
+
+    cues = ["sanction-hit", "aren't great", "strategic partnership", "strategic", "buy", "in return", "anti-imperialist",
+            "heavily sanctioned", "sanctions", "hold hands"]
+    texts = ["Sanction-hit states buy arms; buying more in return.", "They aren't great, a strategic partnership!",
+             "anti-imperialist front, heavily sanctioned regime and sanctions", "no cue here", "strategic-partnership",
+             "they hold hands", "holds hands", "BUY"]
+    featurizer = CueFeaturizer(cues).fit()
+    naive = np.array([[bool(p.search(t.lower())) for p in featurizer.patterns_] for t in texts], dtype=float)
+    assert (featurizer.transform(texts).toarray() == naive).all()
+    assert naive.sum() >= 10  # the cases above really exercise matching

@@ -198,8 +198,9 @@ def read_documents(input_dir: Path, txt_mode: str) -> Iterator[Document]:
             yield Document(path.stem, rel, _split_paragraphs(_decoded_lines(path), txt_mode))
 
 
-def _jsonl_documents(path: Path) -> Iterator[Document]:
-    seen_any = False
+def jsonl_records(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, record) for each non-blank line of a JSONL file whose records carry a
+    non-empty string ``text``; InputError names file:line for anything else."""
     for lineno, line in _decoded_lines(path):
         if not line.strip():
             continue
@@ -212,6 +213,13 @@ def _jsonl_documents(path: Path) -> Iterator[Document]:
         text = record.get("text")
         if not isinstance(text, str) or not text.strip():
             raise InputError(f"{path}:{lineno}: field 'text' is missing, not a string, or empty")
+        yield lineno, record
+
+
+def _jsonl_documents(path: Path) -> Iterator[Document]:
+    seen_any = False
+    for lineno, record in jsonl_records(path):
+        text = record["text"]
         seen_any = True
         doc_key = str(record.get("id", lineno))
         meta = {k: v for k, v in record.items() if k not in ("text", "id", "date") and isinstance(v, (str, int, float, bool))}

@@ -23,21 +23,13 @@ log = logging.getLogger(__name__)
 
 def read_texts(path: str | Path) -> Iterator[tuple[int, str]]:
     """(line number, text) for each non-blank line of a JSONL file; InputError names file:line."""
+    from pipeline.ingest import jsonl_records
+
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found")
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
-            text = record.get("text") if isinstance(record, dict) else None
-            if not isinstance(text, str) or not text.strip():
-                raise InputError(f"{path}:{lineno}: field 'text' is missing, not a string, or empty")
-            yield lineno, text
+    for lineno, record in jsonl_records(path):
+        yield lineno, record["text"]
 
 
 def load_model(model_path: str | Path | None = None, from_registry: bool = False, model_name: str = "framing-classifier",

@@ -14,6 +14,8 @@ Configuration (environment, read when the service starts):
 | FRAMING_API_KEY | unset | when set, required on every endpoint except /livez, /readyz, /healthz |
 | FRAMING_PREDICTION_LOG | unset | path of a JSONL file receiving every prediction (monitoring) |
 | FRAMING_WORKERS | 1 | worker processes (see bench/RESULTS.md before raising it on 2 cores) |
+| FRAMING_ACCESS_LOG | off | one log line per request |
+| FRAMING_TRACING | off | OpenTelemetry spans for /predict and /metadata (configure an exporter in BentoML) |
 """
 
 from __future__ import annotations
@@ -26,10 +28,15 @@ from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import bentoml
+from bentoml.validators import ContentType
 from pydantic import AfterValidator, Field
 
 from serving.batching import MicroBatcher
 from serving.guard import RequestGuard
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes", "on")
+
 
 MODEL_TAG = os.environ.get("FRAMING_MODEL_TAG", "framing-classifier:latest")
 MAX_TEXT_CHARS = int(os.environ.get("FRAMING_MAX_TEXT_CHARS", "20000"))
@@ -48,6 +55,11 @@ Texts = Annotated[
     list[Annotated[str, Field(max_length=MAX_TEXT_CHARS), AfterValidator(_not_blank)]],
     Field(description="Passages to classify, in order.", min_length=1, max_length=MAX_BATCH),
 ]
+
+
+# A declared content type spares BentoML from rebuilding the output's JSON schema on
+# every response just to choose one (~10% of a worker's time under load).
+JSONObject = Annotated[dict[str, Any], ContentType("application/json")]
 
 
 class PredictionLog:
@@ -74,6 +86,10 @@ class PredictionLog:
     # into batch size. See bench/RESULTS.md for why not more workers on 2 cores.
     workers=int(os.environ.get("FRAMING_WORKERS", "1")),
     traffic={"timeout": 30, "max_concurrency": 1024},
+    # Per-request OpenTelemetry spans (with no exporter configured) and access-log lines
+    # cost ~20% of a worker's time under load (bench/RESULTS.md): off unless asked for.
+    tracing={"excluded_urls": [] if _flag("FRAMING_TRACING") else ["/predict", "/metadata"]},
+    logging={"access": {"enabled": _flag("FRAMING_ACCESS_LOG")}},
 )
 class FramingClassifier:
     bento_model = bentoml.models.BentoModel(MODEL_TAG)
@@ -113,7 +129,7 @@ class FramingClassifier:
         }
 
     @bentoml.api(route="/predict")
-    async def predict(self, texts: Texts) -> dict[str, Any]:
+    async def predict(self, texts: Texts) -> JSONObject:
         """Frames (probabilities and decisions), stance with scores, and evidence n-grams per text."""
         results = await self.batcher.submit(texts)
         if self.prediction_log is not None:
@@ -121,7 +137,7 @@ class FramingClassifier:
         return {"model": self.model_info, "results": results}
 
     @bentoml.api(route="/metadata")
-    def metadata(self) -> dict[str, Any]:
+    def metadata(self) -> JSONObject:
         """Label schema with definitions, thresholds, model version, training metrics, build time."""
         return self.metadata_doc
 

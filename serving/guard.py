@@ -6,6 +6,8 @@ body is parsed, so a bad client cannot make the model process do work.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import os
 import secrets
@@ -36,7 +38,8 @@ class RequestGuard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
         if self.api_key and path not in OPEN_PATHS and not self._authorised(headers):
-            return await _reply(send, 401, "missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+            return await _reply(send, 401, "missing or wrong API key: send 'Authorization: Bearer <key>', 'X-API-Key: <key>' "
+                                "or basic auth with the key as password",
                                 {"www-authenticate": "Bearer"})
 
         if scope.get("method") == "POST" and path in self.json_routes:
@@ -60,6 +63,9 @@ class RequestGuard:
         auth = headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             given = auth[7:].strip()
+        elif auth.lower().startswith("basic "):  # Label Studio's ML-backend connection offers basic auth
+            with contextlib.suppress(ValueError, UnicodeDecodeError):
+                given = base64.b64decode(auth[6:].strip(), validate=True).decode().partition(":")[2]
         return bool(given) and secrets.compare_digest(given.encode(), self.api_key.encode())
 
     async def _read_limited(self, receive: Receive) -> bytes | None:

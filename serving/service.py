@@ -31,6 +31,7 @@ import bentoml
 from bentoml.validators import ContentType
 from pydantic import AfterValidator, Field
 
+from serving import labelstudio_backend
 from serving.batching import MicroBatcher
 from serving.guard import RequestGuard
 
@@ -79,6 +80,7 @@ class PredictionLog:
             fh.write("\n".join(lines) + "\n")
 
 
+@bentoml.asgi_app(labelstudio_backend.app, path="/labelstudio")
 @bentoml.service(
     name="framing_classifier",
     # One worker with one event loop: the model call runs in an executor thread
@@ -146,5 +148,5 @@ FramingClassifier.add_asgi_middleware(
     RequestGuard,
     api_key_env="FRAMING_API_KEY",
     max_body_bytes=int(os.environ.get("FRAMING_MAX_BODY_BYTES", str(4 * 1024 * 1024))),
-    json_routes=("/predict", "/metadata"),
+    json_routes=("/predict", "/metadata", "/labelstudio/predict"),
 )

@@ -210,3 +210,36 @@ def test_openapi_fuzzing_finds_no_server_errors(api):
         check()
     assert len(calls) >= 60 and 200 in calls and any(400 <= c < 500 for c in calls)
     assert not failures, failures[:5]
+
+
+def test_label_studio_ml_backend(api, passages, schema):
+    """Label Studio's ML-backend protocol under /labelstudio gives the same pre-annotations as push."""
+    from label_studio_sdk.label_interface import LabelInterface
+
+    from pipeline.labels import label_config_xml
+    from pipeline.labelstudio.active import confidence
+    from pipeline.labelstudio.convert import prediction
+
+    base = api["base"] + "/labelstudio"
+    health = requests.get(base + "/health", timeout=10).json()
+    assert health["status"] == "UP"
+    version = post(base, "/setup", {"project": "1.1", "schema": label_config_xml(schema)}).json()["model_version"]
+    assert version == health["model_version"]
+    tasks = [{"id": i, "data": {"text": p["text"]}} for i, p in enumerate(passages[:5])]
+    body = post(base, "/predict", {"tasks": tasks, "project": "1.1", "label_config": label_config_xml(schema)}).json()
+    outputs = api["model"].predict([t["data"]["text"] for t in tasks])
+    assert body["results"] == [prediction(o, schema, version, confidence(o)) for o in outputs]
+    interface = LabelInterface(label_config_xml(schema))
+    assert all(interface.validate_prediction(r) for r in body["results"])
+    assert post(base, "/webhook", {"action": "ANNOTATION_CREATED"}).json() == {"status": "ok"}
+    for bad in ({}, {"tasks": []}, {"tasks": [{"id": 1, "data": {}}]}):
+        assert post(base, "/predict", bad).status_code == 400
+
+
+def test_ml_backend_accepts_basic_auth_with_the_api_key(secured):
+    import base64
+
+    token = base64.b64encode(f"labelstudio:{API_KEY}".encode()).decode()
+    assert requests.get(secured["base"] + "/labelstudio/health", timeout=10).status_code == 401
+    ok = requests.get(secured["base"] + "/labelstudio/health", headers={"Authorization": f"Basic {token}"}, timeout=10)
+    assert ok.status_code == 200

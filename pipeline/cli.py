@@ -15,6 +15,7 @@ COMMANDS = {
     "ingest": ("pipeline.ingest", "documents → cleaned, de-duplicated passages (DVC stage)"),
     "labels": ("pipeline.labels", "render the Label Studio config and guidelines from configs/labels.yaml (DVC stage)"),
     "dataset": ("pipeline.dataset", "passages + annotations → Hugging Face DatasetDict with grouped splits (DVC stage)"),
+    "distill": ("pipeline.distill", "distill all-MiniLM-L6-v2 into a static embedding table with model2vec, in .venv-distill (DVC stage)"),
     "train": ("pipeline.train", "train and compare candidates with grouped CV, track in MLflow, register the champion (DVC stage)"),
     "evaluate": ("pipeline.evaluate", "test-split and CV metrics, plots and the model card (DVC stage)"),
     "package": ("pipeline.package", "put the MLflow champion into the BentoML store and build the Bento (DVC stage)"),

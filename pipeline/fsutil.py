@@ -59,3 +59,16 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+EXEC_TMP = os.path.join(".dvc", "tmp", "exps")  # where `dvc exp run --temp` builds its workspace
+
+
+def project_root(cwd: str | Path | None = None) -> Path:
+    """The project folder; inside a `dvc exp run --temp` workspace, the original one it was copied from."""
+    cwd = Path(cwd or os.getcwd()).resolve()
+    text = cwd.as_posix()
+    marker = "/" + EXEC_TMP.replace(os.sep, "/") + "/"
+    if marker in text + "/":
+        return Path(text[: (text + "/").index(marker)])
+    return cwd

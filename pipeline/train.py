@@ -46,20 +46,20 @@ from tqdm import tqdm
 
 from pipeline.config import LabelSchema, load_label_schema, load_params
 from pipeline.errors import InputError
-from pipeline.fsutil import atomic_open, write_json
+from pipeline.fsutil import atomic_open, project_root, write_json
 from pipeline.textnorm import model_text
 from pipeline.metrics import frame_metrics, selection_score, stance_metrics, tune_thresholds
 from pipeline.mlflow_model import FramingPyfunc, records_frame
-from pipeline.model import (CalibratedLinearSVC, CueFeaturizer, FramingModel, LexiconFrames, LexiconStance,
-                            MultiLabelHead, StanceHead)
+from pipeline.model import (BlendedHead, CalibratedLinearSVC, CueFeaturizer, FramingModel, LabelCueCounts,
+                            LexiconFrames, LexiconStance, MultiLabelHead, StaticEmbedder, StanceHead)
 
 log = logging.getLogger(__name__)
 
-KINDS = ("logreg", "linear_svm", "complement_nb", "most_frequent", "lexicon")
+KINDS = ("logreg", "linear_svm", "complement_nb", "embed_logreg", "embed_prior", "most_frequent", "lexicon")
+EMBEDDING_KINDS = ("embed_logreg", "embed_prior")  # need the distill stage's static embedding table
 BASELINES = ("most_frequent", "lexicon")
 SPLITS = ("train", "validation", "test")
 COLUMNS = ("id", "text", "doc_id", "group", "frames", "stance", "fold")
-EXEC_TMP = os.path.join(".dvc", "tmp", "exps")  # where `dvc exp run --temp` builds its workspace
 
 
 # --------------------------------------------------------------------------- params
@@ -124,7 +124,8 @@ class CandidateSpec:
 
 
 _GRID_KEYS = {"logreg": ("C", "class_weight"), "linear_svm": ("C", "class_weight", "cv"),
-              "complement_nb": ("alpha",), "most_frequent": (), "lexicon": ("alpha",)}
+              "complement_nb": ("alpha",), "embed_logreg": ("C", "class_weight"),
+              "embed_prior": ("C", "class_weight", "prior_weight"), "most_frequent": (), "lexicon": ("alpha",)}
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,7 @@ class TrainParams:
     threshold_grid: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 20))
     evidence_top_n: int = 5
     log_models: str = "all"  # "all": every candidate's refit model is logged; "best": only the winner's
+    cv: str = "document"  # "document": leave-one-document-out; "fold": the dataset stage's grouped folds
     features: FeatureParams = field(default_factory=FeatureParams)
     candidates: tuple[CandidateSpec, ...] = (
         CandidateSpec("logreg", (("C", (1.0, 10.0)),)),
@@ -161,6 +163,8 @@ class TrainParams:
         params = cls(**raw)
         if not 0.0 <= params.frames_weight <= 1.0:
             raise InputError(f"{where}.frames_weight: expected a number in [0, 1], got {params.frames_weight!r}")
+        if params.cv not in ("document", "fold"):
+            raise InputError(f"{where}.cv: expected 'document' or 'fold', got {params.cv!r}")
         if params.log_models not in ("all", "best"):
             raise InputError(f"{where}.log_models: expected 'all' or 'best', got {params.log_models!r}")
         if not isinstance(params.evidence_top_n, int) or params.evidence_top_n < 0:
@@ -208,13 +212,14 @@ class Split:
     ids: list[str]
     texts: list[str]
     groups: list[str]
+    docs: list[str]
     Y: np.ndarray  # (n, n_frames) 0/1
     y: np.ndarray  # (n,) stance codes
     fold: np.ndarray
 
     def take(self, idx: np.ndarray) -> "Split":
         return Split([self.ids[i] for i in idx], [self.texts[i] for i in idx], [self.groups[i] for i in idx],
-                     self.Y[idx], self.y[idx], self.fold[idx])
+                     [self.docs[i] for i in idx], self.Y[idx], self.y[idx], self.fold[idx])
 
     def frame(self):
         """pandas view for mlflow.data (labels as lists of codes / codes)."""
@@ -270,11 +275,12 @@ def load_data(path: str | Path) -> Data:
         for i, codes in enumerate(d["frames"]):
             Y[i, list(codes)] = 1
         # Exactly what FramingModel.predict feeds its featuriser, so fitting and predicting cannot drift.
-        return Split(list(d["id"]), [model_text(t) for t in d["text"]], list(d["group"]), Y,
+        return Split(list(d["id"]), [model_text(t) for t in d["text"]], list(d["group"]), list(d["doc_id"]), Y,
                      np.asarray(d["stance"], dtype=int), np.asarray(d["fold"], dtype=int))
 
     parts = [split("train"), split("validation")]
     tv = Split(parts[0].ids + parts[1].ids, parts[0].texts + parts[1].texts, parts[0].groups + parts[1].groups,
+               parts[0].docs + parts[1].docs,
                np.vstack([parts[0].Y, parts[1].Y]), np.concatenate([parts[0].y, parts[1].y]),
                np.concatenate([parts[0].fold, parts[1].fold]))
     if len(set(tv.fold[tv.fold >= 0].tolist())) < 2:
@@ -285,10 +291,28 @@ def load_data(path: str | Path) -> Data:
 # --------------------------------------------------------------------------- candidates
 
 
-def make_featurizer(kind: str, fp: FeatureParams, schema: LabelSchema):
+def prototypes(schema: LabelSchema) -> tuple[tuple[str, str], ...]:
+    """One zero-shot prototype text per label: its definition and cue phrases (not its examples,
+    which are quoted from the seed documents and would leak them into document-held-out scores)."""
+    return tuple((f"{task}:{label.key}", f"{label.definition} {', '.join(label.cues)}")
+                 for task, labels in (("frame", schema.frames), ("stance", schema.stance)) for label in labels)
+
+
+def make_featurizer(kind: str, fp: FeatureParams, schema: LabelSchema, embeddings: str | Path | None = None):
+    """The candidate's featuriser, unfitted. Embedding kinds need ``embeddings`` (the distill stage's folder)."""
+    cues = tuple(c for label in (*schema.frames, *schema.stance) for c in label.cues)
     if kind in BASELINES:
-        cues = [c for label in (*schema.frames, *schema.stance) for c in label.cues]
-        return CueFeaturizer(cues=tuple(cues))
+        return CueFeaturizer(cues=cues)
+    if kind in EMBEDDING_KINDS:
+        if embeddings is None:
+            raise InputError(f"train.candidates.{kind}: needs the static embedding table (--embeddings, "
+                             f"the distill stage's output)")
+        if kind == "embed_logreg":
+            return FeatureUnion([("emb", StaticEmbedder(path=str(embeddings)))])
+        label_cues = tuple((f"{task}:{label.key}", tuple(label.cues))
+                           for task, labels in (("frame", schema.frames), ("stance", schema.stance)) for label in labels)
+        return FeatureUnion([("cue", CueFeaturizer(cues=cues)), ("label_cue", LabelCueCounts(label_cues)),
+                             ("emb", StaticEmbedder(path=str(embeddings), prototypes=prototypes(schema)))])
     parts = [("word", TfidfVectorizer(analyzer="word", ngram_range=fp.word_ngram, min_df=fp.min_df,
                                       max_features=fp.max_features, sublinear_tf=fp.sublinear_tf))]
     if fp.char_ngram:
@@ -301,14 +325,20 @@ def make_heads(kind: str, hp: dict, frame_names: list[str], stance_names: list[s
                vocabulary: Sequence[str], seed: int):
     """(frames head, stance head), unfitted. Cues are matched to dataset labels by key."""
     n_stance = len(stance_names)
+    fcues = {l.key: l.cues for l in schema.frames}
+    scues = {l.key: l.cues for l in schema.stance}
+    # Cue features are named "cue__<phrase>" inside a FeatureUnion and "<phrase>" alone.
+    cue_vocabulary = tuple(v[len("cue__"):] if v.startswith("cue__") else v for v in vocabulary)
+
+    def lexicon():
+        return (LexiconFrames(cue_vocabulary, tuple(tuple(fcues.get(n, ())) for n in frame_names)),
+                LexiconStance(cue_vocabulary, tuple(tuple(scues.get(n, ())) for n in stance_names), hp.get("alpha", 1.0)))
+
     if kind == "lexicon":
-        fcues = {l.key: l.cues for l in schema.frames}
-        scues = {l.key: l.cues for l in schema.stance}
-        return (LexiconFrames(tuple(vocabulary), tuple(tuple(fcues.get(n, ())) for n in frame_names)),
-                LexiconStance(tuple(vocabulary), tuple(tuple(scues.get(n, ())) for n in stance_names), hp.get("alpha", 1.0)))
+        return lexicon()
     if kind == "most_frequent":
         base = DummyClassifier(strategy="prior")  # predicts the majority class; probabilities are the priors
-    elif kind == "logreg":
+    elif kind in ("logreg", "embed_logreg", "embed_prior"):
         base = LogisticRegression(C=float(hp.get("C", 1.0)), class_weight=hp.get("class_weight", "balanced"), max_iter=2000)
     elif kind == "linear_svm":
         base = CalibratedLinearSVC(C=float(hp.get("C", 1.0)), cv=int(hp.get("cv", 3)),
@@ -317,12 +347,20 @@ def make_heads(kind: str, hp: dict, frame_names: list[str], stance_names: list[s
         base = ComplementNB(alpha=float(hp.get("alpha", 1.0)))
     else:
         raise InputError(f"train.candidates: unknown model kind {kind!r}")
+    if kind == "embed_prior":
+        # Learnt on the embedding, the prototype similarities and per-label cue counts; blended with the lexicon.
+        learned = [j for j, v in enumerate(vocabulary) if not v.startswith("cue__")]
+        w = float(hp.get("prior_weight", 0.5))
+        prior_frames, prior_stance = lexicon()
+        return (BlendedHead(MultiLabelHead(clone(base)), prior_frames, w, learned),
+                BlendedHead(StanceHead(clone(base), n_stance), prior_stance, w, learned))
     return MultiLabelHead(clone(base)), StanceHead(clone(base), n_stance)
 
 
-def fit_candidate(kind: str, hp: dict, split: Split, data: Data, schema: LabelSchema, fp: FeatureParams, seed: int):
+def fit_candidate(kind: str, hp: dict, split: Split, data: Data, schema: LabelSchema, fp: FeatureParams, seed: int,
+                  embeddings: str | Path | None = None):
     """Fit featuriser and both heads on ``split``; returns (featurizer, frames head, stance head)."""
-    feat = make_featurizer(kind, fp, schema)
+    feat = make_featurizer(kind, fp, schema, embeddings)
     X = feat.fit_transform(split.texts)
     frames_head, stance_head = make_heads(kind, hp, data.frame_names, data.stance_names, schema,
                                           list(feat.get_feature_names_out()), seed)
@@ -335,7 +373,8 @@ def fit_candidate(kind: str, hp: dict, split: Split, data: Data, schema: LabelSc
     return feat, frames_head, stance_head
 
 
-def cross_validate(kind: str, hp: dict, data: Data, schema: LabelSchema, fp: FeatureParams, seed: int):
+def cross_validate(kind: str, hp: dict, data: Data, schema: LabelSchema, fp: FeatureParams, seed: int,
+                   embeddings: str | Path | None = None):
     """Grouped CV over ``fold``: OOF frame and stance probabilities for rows with fold >= 0."""
     tv = data.trainval
     oof_rows = np.flatnonzero(tv.fold >= 0)
@@ -343,7 +382,7 @@ def cross_validate(kind: str, hp: dict, data: Data, schema: LabelSchema, fp: Fea
     Ps = np.zeros((len(tv.ids), len(data.stance_names)))
     for f in sorted(set(tv.fold[oof_rows].tolist())):
         train_idx, test_idx = np.flatnonzero(tv.fold != f), np.flatnonzero(tv.fold == f)
-        feat, fh, sh = fit_candidate(kind, hp, tv.take(train_idx), data, schema, fp, seed)
+        feat, fh, sh = fit_candidate(kind, hp, tv.take(train_idx), data, schema, fp, seed, embeddings)
         X = feat.transform([tv.texts[i] for i in test_idx])
         Pf[test_idx], Ps[test_idx] = fh.predict_proba(X), sh.predict_proba(X)
     return oof_rows, Pf[oof_rows], Ps[oof_rows]
@@ -389,16 +428,6 @@ def decide_promotion(candidate_score: float, champion_score: float | None, *, ch
 
 
 # --------------------------------------------------------------------------- MLflow helpers
-
-
-def project_root(cwd: str | Path | None = None) -> Path:
-    """The project folder; inside a `dvc exp run --temp` workspace, the original one it was copied from."""
-    cwd = Path(cwd or os.getcwd()).resolve()
-    text = cwd.as_posix()
-    marker = "/" + EXEC_TMP.replace(os.sep, "/") + "/"
-    if marker in text + "/":
-        return Path(text[: (text + "/").index(marker)])
-    return cwd
 
 
 def tracking_uri(cwd: str | Path | None = None) -> str:
@@ -490,26 +519,45 @@ VOLATILE = ("run_id", "model_uri", "train_seconds")
 
 def run(dataset: str | Path, labels: str | Path | LabelSchema, model_out: str | Path, cv_report: str | Path,
         registry_out: str | Path, oof_out: str | Path, params: TrainParams, seed: int = 0,
-        tracking: str | None = None) -> dict:
+        tracking: str | None = None, embeddings: str | Path | None = None) -> dict:
     """Select, refit, save, track and (maybe) promote. Returns the registry summary written to ``registry_out``.
 
     Writes ``model_out`` (joblib FramingModel), ``cv_report`` (per-candidate CV/test scores),
     ``oof_out`` (best candidate's OOF predictions, JSONL) and ``registry_out``.
-    ``tracking`` overrides the MLflow tracking URI (default: ``tracking_uri()``).
+    ``tracking`` overrides the MLflow tracking URI (default: ``tracking_uri()``); ``embeddings`` is the
+    distill stage's static embedding folder, read by the embedding candidates.
     """
     with warnings.catch_warnings():
         # MLflow's dataset schema hint about integer columns (fold, stance codes): they never hold missing values.
         warnings.filterwarnings("ignore", message=".*integer column.*")
-        return _run(dataset, labels, model_out, cv_report, registry_out, oof_out, params, seed, tracking)
+        return _run(dataset, labels, model_out, cv_report, registry_out, oof_out, params, seed, tracking, embeddings)
+
+
+def document_folds(split: Split) -> np.ndarray:
+    """Leave-one-document-out fold per row: the index of its document among the split's documents.
+
+    A near-duplicate group spread over several documents goes with its first row's document,
+    so no group straddles a held-out document and its training folds.
+    """
+    group_doc: dict[str, str] = {}
+    for group, doc in zip(split.groups, split.docs):
+        group_doc.setdefault(group, doc)
+    order = {doc: i for i, doc in enumerate(sorted(set(group_doc.values())))}
+    return np.array([order[group_doc[g]] for g in split.groups], dtype=int)
 
 
 def _run(dataset, labels, model_out, cv_report, registry_out, oof_out, params: TrainParams, seed: int,
-         tracking: str | None) -> dict:
+         tracking: str | None, embeddings: str | Path | None) -> dict:
     import joblib
     import mlflow
 
     schema = labels if isinstance(labels, LabelSchema) else load_label_schema(labels)
     data = load_data(dataset)
+    if params.cv == "document":
+        data.trainval.fold = document_folds(data.trainval)
+        if len(set(data.trainval.fold.tolist())) < 2:
+            raise InputError(f"{dataset}: train+validation passages come from fewer than 2 documents; "
+                             "leave-one-document-out needs 2 or more (or set train.cv: fold)")
     if set(schema.frame_names) != set(data.frame_names) or set(schema.stance_names) != set(data.stance_names):
         log.warning("train: label names in %s differ from the labels file; the lexicon matches cues by key", dataset)
     uri = tracking or tracking_uri()
@@ -530,7 +578,7 @@ def _run(dataset, labels, model_out, cv_report, registry_out, oof_out, params: T
     oofs: dict[str, tuple] = {}
     with tempfile.TemporaryDirectory() as tmp, \
             mlflow.start_run(experiment_id=exp_id, run_name="train", tags=tags) as parent:
-        mlflow.log_params({"seed": seed, "frames_weight": params.frames_weight, "candidates": len(candidates),
+        mlflow.log_params({"seed": seed, "frames_weight": params.frames_weight, "candidates": len(candidates), "cv": params.cv,
                            "n_trainval": len(tv.ids), "n_test": len(test.ids),
                            "features": json.dumps(asdict(params.features))})
         mlflow.log_input(ds_train, context="training")
@@ -538,10 +586,10 @@ def _run(dataset, labels, model_out, cv_report, registry_out, oof_out, params: T
         for name, kind, hp in tqdm(candidates, desc="train", unit="candidate", disable=None):
             with mlflow.start_run(experiment_id=exp_id, run_name=name, nested=True, tags={**tags, "kind": kind}) as child:
                 t0 = time.perf_counter()
-                rows, Pf, Ps = cross_validate(kind, hp, data, schema, params.features, seed)
+                rows, Pf, Ps = cross_validate(kind, hp, data, schema, params.features, seed, embeddings)
                 thresholds = tune_thresholds(tv.Y[rows], Pf, params.threshold_grid)
                 cv = score_split(tv.Y[rows], tv.y[rows], Pf, Ps, thresholds, data, params.frames_weight)
-                feat, fh, sh = fit_candidate(kind, hp, tv, data, schema, params.features, seed)
+                feat, fh, sh = fit_candidate(kind, hp, tv, data, schema, params.features, seed, embeddings)
                 model = FramingModel(name=name, schema_version=schema.schema_version, frame_names=data.frame_names,
                                      stance_names=data.stance_names, featurizer=feat, frames_head=fh, stance_head=sh,
                                      thresholds=thresholds, evidence_top_n=params.evidence_top_n,
@@ -583,7 +631,8 @@ def _run(dataset, labels, model_out, cv_report, registry_out, oof_out, params: T
         mlflow.set_tags({"best_candidate": best["name"], "registered_version": str(summary.get("version")),
                          "promoted": str(summary.get("promoted"))})
     write_json(cv_report, {"selection": {"formula": "frames_weight * frames_macro_f1 + (1 - frames_weight) * stance_macro_f1",
-                                         "frames_weight": params.frames_weight, "best": best["name"]},
+                                         "frames_weight": params.frames_weight, "cv": params.cv,
+                                         "folds": int(len(set(tv.fold[tv.fold >= 0].tolist()))), "best": best["name"]},
                            # Only what the data, params and seed determine: the file is a DVC metric, and two
                            # identical runs must give identical metrics (run ids and timings are in MLflow
                            # and in registry_out).
@@ -678,9 +727,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cv-report", default="metrics/cv.json")
     parser.add_argument("--registry", default="models/registry.json")
     parser.add_argument("--oof", default="models/cv_predictions.jsonl")
+    parser.add_argument("--embeddings", default=None, help="the distill stage's static embedding folder")
     args = parser.parse_args(argv)
     all_params = load_params(args.params)
     params = TrainParams.from_mapping(all_params.extra.get("train") or {}, f"{args.params}: train")
     summary = run(args.dataset, load_label_schema(args.labels), args.model, args.cv_report, args.registry, args.oof,
-                  params, all_params.seed)
+                  params, all_params.seed, embeddings=args.embeddings)
     print(json.dumps({k: summary[k] for k in ("best_candidate", "version", "promoted", "reason")}))

@@ -58,7 +58,22 @@ def dsd(built):
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory, built, params):
+def static_embedding(tmp_path_factory) -> Path:
+    """The distill stage's output: the repo's own after `dvc repro`, else distilled now
+    (the first time, this installs .venv-distill: about a minute)."""
+    existing = ROOT / "models" / "static_embedding"
+    if (existing / "model.safetensors").is_file():
+        return existing
+    from pipeline import distill
+
+    out = tmp_path_factory.mktemp("distill") / "static_embedding"
+    distill.main(["--params", str(ROOT / "configs/params.yaml"), "--out", str(out),
+                  "--requirements", str(ROOT / "configs/distill-requirements.lock"), "--venv", str(ROOT / ".venv-distill")])
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, built, params, static_embedding):
     """The champion trained by the real train stage on the seed dataset, with a throwaway MLflow store."""
     import joblib
 
@@ -68,7 +83,7 @@ def trained(tmp_path_factory, built, params):
     tracking = f"sqlite:///{work / 'mlflow.db'}"
     summary = train.run(built["dataset"], ROOT / "configs/labels.yaml", work / "model.pkl", work / "cv.json",
                         work / "registry.json", work / "oof.jsonl", train.TrainParams.from_mapping(params.extra["train"]),
-                        params.seed, tracking=tracking)
+                        params.seed, tracking=tracking, embeddings=static_embedding)
     return {"work": work, "tracking": tracking, "summary": summary, "model": joblib.load(work / "model.pkl")}
 
 

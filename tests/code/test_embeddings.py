@@ -1,0 +1,134 @@
+"""Static-embedding featuriser, cue counts, blended heads and leave-one-document-out folds.
+
+A tiny model2vec model (word-level tokenizer, random vectors) is built in the test, so
+nothing here needs the distill stage or torch.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from model2vec import StaticModel
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fixtures_train import LABELS, build_records  # noqa: E402
+
+from pipeline.config import load_label_schema  # noqa: E402
+from pipeline.distill import DistillParams  # noqa: E402
+from pipeline.errors import InputError  # noqa: E402
+from pipeline.model import (BlendedHead, FramingModel, LabelCueCounts, LexiconFrames, MultiLabelHead,  # noqa: E402
+                            StaticEmbedder)
+from pipeline.train import FeatureParams, Split, document_folds, make_featurizer, make_heads  # noqa: E402
+
+SCHEMA = load_label_schema(LABELS)
+FRAMES, STANCES = SCHEMA.frame_names, SCHEMA.stance_names
+
+
+@pytest.fixture(scope="module")
+def static_dir(tmp_path_factory) -> Path:
+    """A model2vec folder over every word of the synthetic passages and the label definitions."""
+    words = set()
+    for text in [r["text"] for r in build_records(48, seed=3)] + [l.definition + " " + " ".join(l.cues)
+                                                               for l in (*SCHEMA.frames, *SCHEMA.stance)]:
+        words.update(w.lower() for w in re.findall(r"\w+", text))
+    vocab = {"[UNK]": 0, **{w: i + 1 for i, w in enumerate(sorted(words))}}
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.normalizer = normalizers.Lowercase()
+    vectors = np.random.default_rng(0).normal(size=(len(vocab), 16)).astype(np.float32)
+    out = tmp_path_factory.mktemp("static") / "static_embedding"
+    StaticModel(vectors=vectors, tokenizer=tokenizer, normalize=True).save_pretrained(str(out))
+    return out
+
+
+TEXTS = ["Moscow wants to buy munitions and shells in exchange for grain and oil.",
+         "The isolated pariah regime, an international outcast, is shunned.",
+         "A comprehensive strategic partnership and a mutual defence treaty."]
+
+
+def test_static_embedder_is_model2vec_encode_plus_prototype_similarities(static_dir):
+    protos = (("frame:a", "isolated pariah outcast"), ("frame:b", "treaty alliance"))
+    emb = StaticEmbedder(path=str(static_dir), prototypes=protos)
+    assert emb.get_params() == {"path": str(static_dir), "prototypes": protos}  # __init__ only stores
+    assert emb.fit(TEXTS) is emb
+    X = emb.transform(TEXTS)
+    reference = StaticModel.from_pretrained(str(static_dir)).encode(TEXTS).astype(np.float64)
+    np.testing.assert_allclose(X[:, :16], reference)
+    np.testing.assert_allclose(np.linalg.norm(X[:, :16], axis=1), 1.0, rtol=1e-3)
+    prototypes = StaticModel.from_pretrained(str(static_dir)).encode([t for _, t in protos]).astype(np.float64)
+    np.testing.assert_allclose(X[:, 16:], reference @ prototypes.T, atol=1e-9)
+    assert list(emb.get_feature_names_out()[-2:]) == ["sim:frame:a", "sim:frame:b"]
+    # The fitted object carries the table: no file is read after unpickling.
+    clone = pickle.loads(pickle.dumps(emb))
+    np.testing.assert_array_equal(clone.transform(TEXTS), X)
+
+
+def test_static_embedder_without_a_model_folder_says_what_to_run(tmp_path):
+    with pytest.raises(InputError, match="distill"):
+        StaticEmbedder(path=str(tmp_path / "missing")).fit()
+    with pytest.raises(InputError, match="--embeddings"):
+        make_featurizer("embed_prior", FeatureParams(), SCHEMA, embeddings=None)
+
+
+def test_label_cue_counts_count_each_labels_cues():
+    counts = LabelCueCounts((("a", ("pariah", "outcast")), ("b", ("treaty",)))).fit()
+    X = counts.transform(["A pariah, an outcast, a treaty.", "Nothing here."])
+    np.testing.assert_allclose(X, np.log1p([[2, 1], [0, 0]]))
+
+
+def test_blended_head_is_the_weighted_mean_of_prior_and_learned_head():
+    rng = np.random.default_rng(1)
+    X = np.hstack([rng.integers(0, 2, size=(40, 2)).astype(float), rng.normal(size=(40, 3))])
+    Y = np.column_stack([X[:, 0].astype(int), (X[:, 2] > 0).astype(int)])
+    prior = LexiconFrames(vocabulary=("p", "q", "e0", "e1", "e2"), label_cues=(("p",), ("q",)))
+    learned = MultiLabelHead(LogisticRegression())
+    head = BlendedHead(learned, prior, prior_weight=0.7, learned_columns=[2, 3, 4]).fit(X, Y)
+    expected = 0.7 * prior.fit(X).predict_proba(X) + 0.3 * MultiLabelHead(LogisticRegression()).fit(X[:, 2:], Y).predict_proba(X[:, 2:])
+    np.testing.assert_allclose(head.predict_proba(X), expected)
+    assert head.explain_coef_.shape == (2, 5)
+    np.testing.assert_allclose(head.explain_coef_[:, :2], 0.7 * np.eye(2))  # cue columns: the prior's weight
+
+
+def test_embed_prior_model_predicts_with_cue_evidence_only(static_dir):
+    records = build_records(48, seed=3)
+    texts = [r["text"] for r in records]
+    Y = np.zeros((len(records), len(FRAMES)), dtype=int)
+    for i, r in enumerate(records):
+        Y[i, r["frames"]] = 1
+    y = np.array([r["stance"] for r in records])
+    feat = make_featurizer("embed_prior", FeatureParams(), SCHEMA, embeddings=static_dir)
+    X = feat.fit_transform(texts)
+    fh, sh = make_heads("embed_prior", {"C": 10.0, "prior_weight": 0.5}, FRAMES, STANCES, SCHEMA,
+                        list(feat.get_feature_names_out()), seed=0)
+    model = FramingModel(name="embed_prior", schema_version=1, frame_names=FRAMES, stance_names=STANCES,
+                         featurizer=feat, frames_head=fh.fit(X, Y), stance_head=sh.fit(X, y),
+                         thresholds=(0.5, 0.5, 0.5), evidence_top_n=3)
+    out = model.predict(TEXTS)
+    assert [r["decided_frames"] for r in out] == [["transactional"], ["isolated_pariah"], ["strategic_partnership"]]
+    cues = {c.lower() for label in SCHEMA.frames for c in label.cues}
+    for r in out:
+        for evidence in r["evidence"].values():
+            assert evidence and set(evidence) <= cues  # cue phrases, never embedding dimensions
+    restored = pickle.loads(pickle.dumps(model))
+    assert restored.predict(TEXTS) == out
+
+
+def test_document_folds_keep_a_group_with_its_first_document():
+    split = Split(ids=list("abcde"), texts=[""] * 5, groups=["g1", "g2", "g2", "g3", "g4"],
+                  docs=["d2", "d1", "d2", "d2", "d3"], Y=np.zeros((5, 3)), y=np.zeros(5), fold=np.zeros(5))
+    folds = document_folds(split)
+    assert folds.tolist() == [1, 0, 0, 1, 2]  # g2 spans d1 and d2: it stays with d1 (its first row)
+
+
+@pytest.mark.parametrize("raw, message", [({"pca_dims": 4}, "pca_dims"), ({"base_model": "bert"}, "base_model"),
+                                          ({"dims": 3}, "unknown key")])
+def test_distill_params_name_the_bad_field(raw, message):
+    with pytest.raises(InputError, match=message):
+        DistillParams.from_mapping(raw)

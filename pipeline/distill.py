@@ -20,10 +20,8 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,23 +64,17 @@ def run(out: str | Path, params: DistillParams) -> Path:
 
     from model2vec.distill import distill
 
+    from pipeline.fsutil import atomic_dir
+
     package = importlib.import_module(BASE_MODELS[params.base_model])
     static = distill(model_name=str(package.get_model_path()), pca_dims=params.pca_dims)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as tmp:
-        # Saved under the output's own name: model2vec writes the folder name into its README.
-        staged = Path(tmp) / out.name
-        static.save_pretrained(str(staged))
+    with atomic_dir(out) as staged:
+        # The output's own name, not the temp folder's: model2vec writes it into its README.
+        static.save_pretrained(str(staged), model_name=out.name)
         config = json.loads((staged / "config.json").read_text())
         config["tokenizer_name"] = params.base_model  # not this machine's site-packages path: same bytes everywhere
         (staged / "config.json").write_text(json.dumps(config, indent=4) + "\n")
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if out.exists():
-            os.replace(out, old)
-        os.replace(staged, out)
-        shutil.rmtree(old, ignore_errors=True)
     log.info("distill: %s → %s (%d dims)", params.base_model, out, params.pca_dims)
     return out
 
@@ -134,12 +126,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--venv", type=Path, default=None, help="distill virtualenv (default: .venv-distill)")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)  # already in the distill venv
     args = parser.parse_args(argv)
-    import yaml
-
+    from pipeline.config import load_params
     from pipeline.errors import InputError
 
-    raw = yaml.safe_load(Path(args.params).read_text(encoding="utf-8")) or {}
-    params = DistillParams.from_mapping(raw.get("distill"), f"{args.params}: distill")
+    params = DistillParams.from_mapping(load_params(args.params).extra.get("distill"), f"{args.params}: distill")
     if args.inside:
         run(args.out, params)
         return

@@ -37,4 +37,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     cmd = command(args.bento, args.host, args.port)
     project_bentoml_home()
+    # Outside a container BentoML does not apply the Bento's `envs`: without this, the service
+    # would load the newest model in the store rather than the one this Bento was built with.
+    model = json.loads(Path(args.bento).read_text(encoding="utf-8")).get("model")
+    if model:
+        os.environ.setdefault("FRAMING_MODEL_TAG", model)
     os.execv(cmd[0], cmd)

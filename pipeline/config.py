@@ -149,6 +149,7 @@ class LabelSchema:
     frames: tuple[Label, ...]
     stance: tuple[Label, ...]
     flags: tuple[Label, ...]
+    negators: tuple[str, ...] = ()  # words/phrases that cancel a cue found shortly after them
 
     @property
     def frame_names(self) -> list[str]:
@@ -215,4 +216,17 @@ def load_label_schema(path: str | Path = LABELS_PATH) -> LabelSchema:
         frames=_labels(raw["frames"]["labels"], f"{where}: frames.labels"),
         stance=_labels(raw["stance"]["labels"], f"{where}: stance.labels"),
         flags=_labels(raw.get("flags") or {"off_topic": {"display": "Off-topic", "definition": "Off-topic."}}, f"{where}: flags"),
+        negators=_phrases(raw.get("negators"), f"{where}: negators"),
     )
+
+
+def _phrases(raw: Any, where: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise InputError(f"{where}: expected a list of words or phrases")
+    for i, phrase in enumerate(raw):
+        if not isinstance(phrase, str) or not phrase.strip():
+            hint = " (quote it: YAML reads a bare no/yes as a boolean)" if isinstance(phrase, bool) else ""
+            raise InputError(f"{where}[{i}]: expected a non-empty string, got {phrase!r}{hint}")
+    return tuple(" ".join(p.lower().split()) for p in raw)

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
                          "pickle_mb": pkl.stat().st_size / 2**20})
             if name == registry["best_candidate"]:
                 champion = model
-        embedder = dict(champion.featurizer.transformer_list)["emb"] if hasattr(champion.featurizer, "transformer_list") else None
+        embedder = getattr(champion.featurizer, "embedder_", None)
         embedding = {}
         if embedder is not None:
             embedding["static table"] = {b: rate(embedder.transform, texts, b) for b in (1, 32)}

@@ -23,8 +23,8 @@ from fixtures_train import LABELS, build_records  # noqa: E402
 from pipeline.config import load_label_schema  # noqa: E402
 from pipeline.distill import DistillParams  # noqa: E402
 from pipeline.errors import InputError  # noqa: E402
-from pipeline.model import (BlendedHead, FramingModel, LabelCueCounts, LexiconFrames, MultiLabelHead,  # noqa: E402
-                            StaticEmbedder)
+from pipeline.model import (BlendedHead, CueEmbeddingFeatures, CueFeaturizer, FramingModel,  # noqa: E402
+                            LexiconFrames, MultiLabelHead, StaticEmbedder)
 from pipeline.train import FeatureParams, Split, document_folds, make_featurizer, make_heads  # noqa: E402
 
 SCHEMA = load_label_schema(LABELS)
@@ -60,10 +60,11 @@ def test_static_embedder_is_model2vec_encode_plus_prototype_similarities(static_
     assert emb.fit(TEXTS) is emb
     X = emb.transform(TEXTS)
     reference = StaticModel.from_pretrained(str(static_dir)).encode(TEXTS).astype(np.float64)
-    np.testing.assert_allclose(X[:, :16], reference)
+    np.testing.assert_allclose(X[:, :16], reference, atol=1e-6)  # float32 sums here, float16 means in model2vec
     np.testing.assert_allclose(np.linalg.norm(X[:, :16], axis=1), 1.0, rtol=1e-3)
     prototypes = StaticModel.from_pretrained(str(static_dir)).encode([t for _, t in protos]).astype(np.float64)
-    np.testing.assert_allclose(X[:, 16:], reference @ prototypes.T, atol=1e-9)
+    np.testing.assert_allclose(X[:, 16:], reference @ prototypes.T, atol=1e-6)
+    assert emb.transform(["", "zzzz qqqq"]).tolist() == [[0.0] * 18] * 2  # no known token: zero vector
     assert list(emb.get_feature_names_out()[-2:]) == ["sim:frame:a", "sim:frame:b"]
     # The fitted object carries the table: no file is read after unpickling.
     clone = pickle.loads(pickle.dumps(emb))
@@ -77,10 +78,42 @@ def test_static_embedder_without_a_model_folder_says_what_to_run(tmp_path):
         make_featurizer("embed_prior", FeatureParams(), SCHEMA, embeddings=None)
 
 
-def test_label_cue_counts_count_each_labels_cues():
-    counts = LabelCueCounts((("a", ("pariah", "outcast")), ("b", ("treaty",)))).fit()
-    X = counts.transform(["A pariah, an outcast, a treaty.", "Nothing here."])
-    np.testing.assert_allclose(X, np.log1p([[2, 1], [0, 0]]))
+def test_cue_embedding_features_match_cues_once_and_count_them_per_label(static_dir):
+    feat = CueEmbeddingFeatures(CueFeaturizer(("pariah", "outcast", "treaty")), StaticEmbedder(path=str(static_dir)),
+                                (("a", ("pariah", "outcast")), ("b", ("treaty",)))).fit()
+    X = feat.transform(["A pariah, an outcast, a treaty.", "Nothing here."]).toarray()
+    names = list(feat.get_feature_names_out())
+    assert names[:5] == ["cue__pariah", "cue__outcast", "cue__treaty", "label_cue__a", "label_cue__b"]
+    assert names[5:] == [f"emb__dim{i}" for i in range(16)] and X.shape == (2, 21)
+    np.testing.assert_allclose(X[:, :5], [[1, 1, 1, np.log1p(2), np.log1p(1)], [0, 0, 0, 0, 0]])
+    np.testing.assert_allclose(X[:, 5:], feat.embedder_.transform(["A pariah, an outcast, a treaty.", "Nothing here."]))
+
+
+@pytest.mark.parametrize("text, found", [
+    ("This is far from a strategic partnership.", []),
+    ("The relationship is no alliance but a deal.", ["deal"]),  # "but" ends the negation
+    ("Neither are there any weapons supplies.", []),
+    ("It isn't an alliance.", []),
+    ("Not only a deal but an alliance.", ["alliance", "deal"]),  # "not only" affirms
+    ("Not isolated, but an alliance.", ["alliance"]),  # a comma ends the clause
+    ("Not that anyone expected it, it was a deal.", ["deal"]),
+    ("No one two three four deal.", ["deal"]),  # more than 3 words between
+])
+def test_cue_featurizer_drops_negated_cues_only_when_asked(text, found):
+    cues = ("strategic partnership", "alliance", "weapons", "deal")
+    negation_aware = CueFeaturizer(cues, negators=SCHEMA.negators).fit()
+    X = negation_aware.transform([text.lower()])
+    assert sorted(negation_aware.vocabulary_[j] for j in X.indices) == found
+    plain = CueFeaturizer(cues).fit()  # the keyword baseline: every occurrence counts
+    assert plain.transform([text.lower()]).nnz >= len(found)
+
+
+def test_negators_come_from_the_labels_file_and_a_bare_no_is_named(tmp_path):
+    assert {"no", "not", "far from"} <= set(SCHEMA.negators)
+    bad = tmp_path / "labels.yaml"
+    bad.write_text(Path(LABELS).read_text(encoding="utf-8") + "\nnegators: [not, no]\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"negators\[1\].*quote it"):
+        load_label_schema(bad)
 
 
 def test_blended_head_is_the_weighted_mean_of_prior_and_learned_head():

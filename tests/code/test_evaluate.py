@@ -18,7 +18,7 @@ from fixtures_train import trained_workspace  # noqa: E402
 
 from pipeline.errors import InputError  # noqa: E402
 from pipeline.evaluate import EvaluateParams, run  # noqa: E402
-from pipeline.metrics import bootstrap_interval, reliability, wilson_interval  # noqa: E402
+from pipeline.metrics import bootstrap_interval, paired_gain, reliability, wilson_interval  # noqa: E402
 from pipeline.train import load_data  # noqa: E402
 
 
@@ -103,6 +103,10 @@ def test_model_card_content(evaluated):
     lo, hi = evaluated["result"]["test"]["frames"]["macro_f1_ci95"]
     assert f"| frames macro F1 | {macro:.3f} [{lo:.3f}, {hi:.3f}]" in card
     assert "## Intended use and limits" in card and "test passages" in card
+    versus = json.loads(evaluated["cv"].read_text())["selection"]["versus_lexicon"]
+    if json.loads(evaluated["cv"].read_text())["selection"]["best"] != "lexicon":
+        lo, hi = versus["frames_ci95"]
+        assert f"frames macro F1 {versus['frames_macro_f1_gain']:+.3f} (95% interval {lo:+.3f} to {hi:+.3f})" in card
 
 
 def test_interval_helpers():
@@ -114,6 +118,21 @@ def test_interval_helpers():
     assert a[0] < 0.5 < a[1]
     rows = reliability(np.array([0, 1, 1, 0]), np.array([0.05, 0.95, 0.9, 0.15]), bins=10)
     assert [r["bin"] for r in rows] == [0, 1, 9] and rows[-1]["fraction_positive"] == 1.0
+
+
+def test_paired_gain_compares_two_models_on_the_same_resampled_passages():
+    rng = np.random.default_rng(0)
+    Y = rng.integers(0, 2, size=(60, 3))
+    y = rng.integers(0, 3, size=60)
+    perfect = (Y.astype(bool), np.eye(3)[y])
+    noisy = (Y.astype(bool) ^ (rng.random(Y.shape) < 0.4), np.eye(3)[np.where(rng.random(60) < 0.5, y, (y + 1) % 3)])
+    same = paired_gain(Y, y, noisy, noisy, seed=1, reps=200)
+    assert same["frames_macro_f1_gain"] == 0.0 and same["frames_ci95"] == [0.0, 0.0] and same["stance_ci95"] == [0.0, 0.0]
+    better = paired_gain(Y, y, perfect, noisy, seed=1, reps=200)
+    assert better["frames_ci95"][0] > 0 and better["stance_ci95"][0] > 0 and better["n"] == 60
+    worse = paired_gain(Y, y, noisy, perfect, seed=1, reps=200)
+    assert worse["frames_macro_f1_gain"] == pytest.approx(-better["frames_macro_f1_gain"])
+    assert better == paired_gain(Y, y, perfect, noisy, seed=1, reps=200)  # deterministic in seed
 
 
 def test_errors(evaluated, tmp_path):

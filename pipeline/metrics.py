@@ -60,9 +60,7 @@ def tune_thresholds(Y: np.ndarray, P: np.ndarray, grid: Sequence[float]) -> np.n
             continue
         D = P[:, j][None, :] >= grid[:, None]  # thresholds × samples
         tp = (D & (y == 1)).sum(axis=1)
-        fp = (D & (y == 0)).sum(axis=1)
-        fn = y.sum() - tp
-        f1 = np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
+        f1 = _f1(tp, (D & (y == 0)).sum(axis=1), y.sum() - tp)
         best = np.flatnonzero(np.isclose(f1, f1.max()))
         out[j] = float(grid[best[(len(best) - 1) // 2]])
     return out
@@ -113,17 +111,20 @@ def bootstrap_interval(fn, n: int, seed: int, reps: int = 1000, level: float = 0
     return (float(lo), float(hi))
 
 
-def _frames_macro_f1(Y: np.ndarray, D: np.ndarray) -> float:
-    tp = (Y & D).sum(axis=0)
-    denominator = 2 * tp + (D & ~Y).sum(axis=0) + (Y & ~D).sum(axis=0)
-    return float(np.mean(np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)))
+def _f1(tp, fp, fn):
+    """F1 per entry from counts; 0 where undefined (sklearn's ``zero_division=0``)."""
+    return np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
 
 
-def _stance_macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
+def _macro_f1(Y: np.ndarray, D: np.ndarray) -> float:
+    """Macro F1 over the columns of boolean truth ``Y`` and decisions ``D`` (numpy only: used per resample)."""
+    return float(np.mean(_f1((Y & D).sum(axis=0), (D & ~Y).sum(axis=0), (Y & ~D).sum(axis=0))))
+
+
+def _classes_macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
+    """Multi-class macro F1 over the classes in truth or prediction, as ``stance_metrics``."""
     classes = np.union1d(y, pred)
-    tp = np.array([np.sum((y == c) & (pred == c)) for c in classes])
-    denominator = np.array([np.sum(y == c) + np.sum(pred == c) for c in classes])
-    return float(np.mean(np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)))
+    return _macro_f1(y[:, None] == classes, pred[:, None] == classes)
 
 
 def paired_gain(Y: np.ndarray, y: np.ndarray, a: tuple, b: tuple, seed: int, reps: int = 1000) -> dict:
@@ -139,8 +140,8 @@ def paired_gain(Y: np.ndarray, y: np.ndarray, a: tuple, b: tuple, seed: int, rep
     Da, Db = np.asarray(Da, dtype=bool), np.asarray(Db, dtype=bool)
     sa, sb = np.argmax(Pa, axis=1), np.argmax(Pb, axis=1)
     out = {"resamples": reps, "n": int(len(y))}
-    for task, fn in (("frames", lambda i: _frames_macro_f1(Y[i], Da[i]) - _frames_macro_f1(Y[i], Db[i])),
-                     ("stance", lambda i: _stance_macro_f1(y[i], sa[i]) - _stance_macro_f1(y[i], sb[i]))):
+    for task, fn in (("frames", lambda i: _macro_f1(Y[i], Da[i]) - _macro_f1(Y[i], Db[i])),
+                     ("stance", lambda i: _classes_macro_f1(y[i], sa[i]) - _classes_macro_f1(y[i], sb[i]))):
         out[f"{task}_macro_f1_gain"] = fn(np.arange(len(y)))
         out[f"{task}_ci95"] = list(bootstrap_interval(fn, len(y), seed, reps))
     return out

@@ -90,23 +90,20 @@ class CueFeaturizer(BaseEstimator, TransformerMixin):
             self._index()
         self.__dict__.setdefault("negation_", None)
 
-    def _negated(self, low: str, start: int) -> bool:
-        """Whether a negator precedes position ``start`` closely enough (same clause)."""
-        return self.negation_.search(low, max(0, start - 80), start) is not None
+    def _counts(self, low: str, start: int) -> bool:
+        """Whether a cue found at ``start`` counts: no negator close enough before it (same clause)."""
+        return self.negation_ is None or self.negation_.search(low, max(0, start - 80), start) is None
 
     def transform(self, X: Iterable[str]):
         rows, cols = [], []
         n = 0
-        negation = self.negation_
         for i, text in enumerate(X):
             low = text.lower()
             n = i + 1
-            found = {j for j in self.anywhere_ for m in self.patterns_[j].finditer(low)
-                     if negation is None or not self._negated(low, m.start())}
+            found = {j for j in self.anywhere_ for m in self.patterns_[j].finditer(low) if self._counts(low, m.start())}
             for word in _WORD.finditer(low):
                 for j in self.by_first_word_.get(word.group(), ()):
-                    if j not in found and self.patterns_[j].match(low, word.start()) and (
-                            negation is None or not self._negated(low, word.start())):
+                    if j not in found and self.patterns_[j].match(low, word.start()) and self._counts(low, word.start()):
                         found.add(j)
             rows += [i] * len(found)
             cols += sorted(found)

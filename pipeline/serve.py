@@ -17,16 +17,24 @@ from pipeline.errors import InputError
 from pipeline.package import project_bentoml_home
 
 
-def command(bento: str | Path, host: str, port: int) -> list[str]:
-    """The `bentoml serve` command line for the Bento recorded in ``bento``."""
+def command(bento: str | Path, host: str, port: int) -> tuple[list[str], dict[str, str]]:
+    """The `bentoml serve` command line for the Bento recorded in ``bento``, and the environment
+    variables it needs on top of this process's."""
     try:
         record = json.loads(Path(bento).read_text(encoding="utf-8"))
+        tag = record["bento"]
     except FileNotFoundError:
         raise InputError(f"{bento}: not found; run `dvc repro` (stage package) first") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{bento}: not a Bento record written by the package stage ({exc!r}); "
+                         "run `dvc repro` (stage package)") from None
     exe = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or shutil.which("bentoml")
     if exe is None:
         raise InputError("the `bentoml` command is not installed; run `bash scripts/setup.sh`")
-    return [exe, "serve", record["bento"], "--host", host, "--port", str(port)]
+    # Outside a container BentoML does not apply the Bento's `envs`: without this, the service
+    # would load the newest model in the store rather than the one this Bento was built with.
+    env = {"FRAMING_MODEL_TAG": record["model"]} if record.get("model") else {}
+    return [exe, "serve", tag, "--host", host, "--port", str(port)], env
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,11 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3000)
     args = parser.parse_args(argv)
-    cmd = command(args.bento, args.host, args.port)
+    cmd, env = command(args.bento, args.host, args.port)
     project_bentoml_home()
-    # Outside a container BentoML does not apply the Bento's `envs`: without this, the service
-    # would load the newest model in the store rather than the one this Bento was built with.
-    model = json.loads(Path(args.bento).read_text(encoding="utf-8")).get("model")
-    if model:
-        os.environ.setdefault("FRAMING_MODEL_TAG", model)
+    for name, value in env.items():
+        os.environ.setdefault(name, value)  # an explicit FRAMING_MODEL_TAG still wins
     os.execv(cmd[0], cmd)

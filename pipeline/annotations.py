@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from pipeline.config import LabelSchema
+from pipeline.schema import LabelSchema
 from pipeline.errors import InputError
 from pipeline.labels import FLAGS_NAME, FRAMES_NAME, STANCE_NAME, TEXT_NAME
 
@@ -34,6 +34,22 @@ class AnnotationRecord:
     updated_at: str
     doc_id: str | None = None
     paragraph_index: int | None = None
+
+
+def latest_judgements(records: Iterable[AnnotationRecord]) -> dict[tuple[str, str], AnnotationRecord]:
+    """(passage id, annotator) → that annotator's latest non-cancelled judgement of the passage.
+
+    The one place the rule lives: the dataset's labels and every agreement figure count exactly
+    these. Later ``updated_at`` wins; of equal timestamps, the record read last.
+    """
+    latest: dict[tuple[str, str], AnnotationRecord] = {}
+    for record in records:
+        if record.cancelled:
+            continue
+        key = (record.passage_id, record.annotator)
+        if key not in latest or record.updated_at >= latest[key].updated_at:
+            latest[key] = record
+    return latest
 
 
 def _annotator(value: Any) -> str:

@@ -1,35 +1,40 @@
-"""Typed, frozen views of configs/params.yaml and configs/labels.yaml.
+"""Typed, frozen view of configs/params.yaml: one dataclass per stage, every stage default here.
 
-Each is loaded once, in an entry point, and passed down; stages never read YAML.
+``load_params`` reads the YAML once, in an entry point, and ``pipeline.typed.build`` turns
+each stage's mapping into its dataclass: one unknown-key check, one type check per field
+(from the annotations), then the class's own range checks in ``__post_init__``. The
+candidates' hyperparameters and their defaults belong to the model families
+(``pipeline.families``). Stages never read YAML themselves.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
-
-import yaml
+from typing import Any, Literal, Mapping
 
 from pipeline.errors import InputError
+from pipeline.families import FAMILIES  # the families own their hyperparameters and defaults
+from pipeline.fsutil import read_yaml
+from pipeline.typed import build
 
 PARAMS_PATH = Path("configs/params.yaml")
-LABELS_PATH = Path("configs/labels.yaml")
 
 
-def _build(cls, raw: Mapping[str, Any], where: str):
-    """Instantiate dataclass ``cls`` from a mapping, rejecting unknown keys."""
-    if not isinstance(raw, Mapping):
-        raise InputError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    names = {f.name for f in fields(cls)}
-    unknown = set(raw) - names
-    if unknown:
-        raise InputError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(names)}")
+def _check_regex(where: str, pattern: str) -> None:
     try:
-        return cls(**raw)
-    except TypeError as exc:
-        raise InputError(f"{where}: {exc}") from None
+        re.compile(pattern)
+    except re.error as exc:
+        raise InputError(f"{where}: invalid regular expression {pattern!r}: {exc}") from None
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise InputError(message)
+
+
+# --------------------------------------------------------------------------- stages
 
 
 @dataclass(frozen=True)
@@ -40,14 +45,14 @@ class DedupParams:
     threshold: float = 0.6
 
     def __post_init__(self) -> None:
-        if self.num_perm % self.bands:
-            raise InputError(f"ingest.dedup: num_perm ({self.num_perm}) must be a multiple of bands ({self.bands})")
+        _require(self.num_perm % self.bands == 0,
+                 f"ingest.dedup: num_perm ({self.num_perm}) must be a multiple of bands ({self.bands})")
 
 
 @dataclass(frozen=True)
 class IngestParams:
     input_dir: str = "seeds"
-    txt_paragraphs: str = "line"
+    txt_paragraphs: Literal["line", "blank_line"] = "line"
     min_words: int = 8
     sentence_end: str = r"[.!?…][\"”’'\)\]]*$"
     date_pattern: str = r"^\s*date\s+(\d{4}-\d{2}-\d{2})\b\s*"
@@ -59,174 +64,145 @@ class IngestParams:
     dedup: DedupParams = field(default_factory=DedupParams)
 
     def __post_init__(self) -> None:
-        if self.txt_paragraphs not in ("line", "blank_line"):
-            raise InputError(f"ingest.txt_paragraphs: expected 'line' or 'blank_line', got {self.txt_paragraphs!r}")
         for name in ("navigation", "credits", "end_markers"):
-            object.__setattr__(self, name, tuple(getattr(self, name) or ()))
             for pattern in getattr(self, name):
                 _check_regex(f"ingest.{name}", pattern)
         for name in ("sentence_end", "date_pattern", "teaser"):
             _check_regex(f"ingest.{name}", getattr(self, name))
-        if isinstance(self.dedup, Mapping):
-            object.__setattr__(self, "dedup", _build(DedupParams, self.dedup, "ingest.dedup"))
 
 
 @dataclass(frozen=True)
 class DatasetParams:
     annotations_dir: str = "labels/annotations"
-    group_by: str = "cluster"
+    # "cluster": near-duplicate clusters stay together; "document": whole documents do.
+    group_by: Literal["cluster", "document"] = "cluster"
     test_fraction: float = 0.2
     validation_fraction: float = 0.15
     cv_folds: int = 4
 
     def __post_init__(self) -> None:
-        if self.group_by not in ("cluster", "document"):
-            raise InputError(f"dataset.group_by: expected 'cluster' or 'document', got {self.group_by!r}")
-        if not (0 < self.test_fraction < 0.5 and 0 <= self.validation_fraction < 0.5):
-            raise InputError("dataset: test_fraction must be in (0, 0.5) and validation_fraction in [0, 0.5)")
-        if self.cv_folds < 2:
-            raise InputError(f"dataset.cv_folds: must be >= 2, got {self.cv_folds}")
+        _require(0 < self.test_fraction < 0.5 and 0 <= self.validation_fraction < 0.5,
+                 "dataset: test_fraction must be in (0, 0.5) and validation_fraction in [0, 0.5)")
+        _require(self.cv_folds >= 2, f"dataset.cv_folds: must be >= 2, got {self.cv_folds}")
 
 
-def _check_regex(where: str, pattern: str) -> None:
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise InputError(f"{where}: invalid regular expression {pattern!r}: {exc}") from None
+@dataclass(frozen=True)
+class DistillParams:
+    base_model: Literal["all-MiniLM-L6-v2"] = "all-MiniLM-L6-v2"
+    pca_dims: int = 256
+
+    def __post_init__(self) -> None:
+        _require(8 <= self.pca_dims <= 384, f"distill.pca_dims: expected an integer in [8, 384], got {self.pca_dims!r}")
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    """TF-IDF featuriser: word n-grams plus (optionally) char_wb n-grams, joined by a FeatureUnion."""
+
+    word_ngram: tuple[int, int] = (1, 2)
+    char_ngram: tuple[int, int] | None = (3, 5)  # null: word n-grams only
+    min_df: int = 1
+    max_features: int | None = 20000
+    sublinear_tf: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("word_ngram", "char_ngram"):
+            value = getattr(self, name)
+            _require(value is None or 1 <= value[0] <= value[1],
+                     f"train.features.{name}: expected [min_n, max_n] with 1 <= min_n <= max_n, got {list(value or ())}")
+        _require(self.min_df >= 1, f"train.features.min_df: expected an integer >= 1, got {self.min_df!r}")
+
+
+@dataclass(frozen=True)
+class CandidateGrid:
+    """A model family (``kind``) and a small grid of its hyperparameters; each grid point is one candidate."""
+
+    kind: str
+    grid: tuple[tuple[str, tuple], ...] = ()
+
+
+def _candidate_grids(raw: Any, where: str) -> tuple[CandidateGrid, ...]:
+    """``{kind: {grid: {param: [values]}}}`` → CandidateGrids (mapping order kept); kinds and keys are the families'."""
+    _require(isinstance(raw, Mapping) and bool(raw), f"{where}: expected a non-empty mapping of model kind → {{grid: ...}}")
+    out = []
+    for kind, spec in raw.items():
+        _require(kind in FAMILIES, f"{where}.{kind}: unknown model kind; expected one of {list(FAMILIES)}")
+        spec = spec or {}
+        _require(isinstance(spec, Mapping) and set(spec) <= {"grid"},
+                 f"{where}.{kind}: expected a mapping with one key 'grid'")
+        grid = spec.get("grid") or {}
+        allowed = FAMILIES[kind].hyperparameter_names()
+        _require(isinstance(grid, Mapping), f"{where}.{kind}.grid: expected a mapping")
+        unknown = set(grid) - set(allowed)
+        _require(not unknown, f"{where}.{kind}.grid: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        items = []
+        for key, values in grid.items():
+            values = values if isinstance(values, list) else [values]
+            _require(bool(values), f"{where}.{kind}.grid.{key}: empty list of values")
+            for value in values:
+                FAMILIES[kind].check(key, value, f"{where}.{kind}.grid.{key}")
+            items.append((key, tuple(values)))
+        out.append(CandidateGrid(kind, tuple(items)))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """params.yaml ``train:``: selection, thresholds, MLflow names and the candidate grids."""
+
+    experiment: str = "framing-pipeline"      # MLflow experiment
+    model_name: str = "framing-classifier"    # registered model
+    alias: str = "champion"                   # moved only if the new model is at least as good
+    register: bool = True
+    frames_weight: float = 0.75
+    threshold_grid: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 20))
+    evidence_top_n: int = 5
+    log_models: Literal["all", "best"] = "all"
+    cv: Literal["document", "fold"] = "document"
+    features: FeatureParams = field(default_factory=FeatureParams)
+    candidates: tuple[CandidateGrid, ...] = field(
+        default=(CandidateGrid("embed_prior", (("C", (1.0, 10.0)), ("prior_weight", (0.5, 0.7)))),),
+        metadata={"parse": lambda raw, where: _candidate_grids(raw, where)})
+
+    def __post_init__(self) -> None:
+        _require(0.0 <= self.frames_weight <= 1.0,
+                 f"train.frames_weight: expected a number in [0, 1], got {self.frames_weight!r}")
+        _require(bool(self.threshold_grid) and all(0 < t < 1 for t in self.threshold_grid),
+                 "train.threshold_grid: expected a non-empty list of numbers in (0, 1)")
+        _require(self.evidence_top_n >= 0, "train.evidence_top_n: expected an integer >= 0")
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    bootstrap_reps: int = 1000         # percentile bootstrap for F1 intervals
+    reliability_bins: int = 10
+    log_to_mlflow: bool = True         # metrics, PNGs and the card go into the train stage's parent run
+
+    def __post_init__(self) -> None:
+        _require(self.bootstrap_reps >= 10, f"evaluate.bootstrap_reps: expected an integer >= 10, got {self.bootstrap_reps!r}")
+        _require(2 <= self.reliability_bins <= 50, "evaluate.reliability_bins: expected an integer in [2, 50]")
 
 
 @dataclass(frozen=True)
 class Params:
-    """All stage parameters; one attribute per stage key in params.yaml."""
+    """All stage parameters; one attribute per top-level key of params.yaml."""
 
-    seed: int
-    ingest: IngestParams
-    dataset: DatasetParams
-    extra: Mapping[str, Any] = field(default_factory=dict)  # keys of stages added later
+    seed: int = 0
+    ingest: IngestParams = field(default_factory=IngestParams)
+    dataset: DatasetParams = field(default_factory=DatasetParams)
+    distill: DistillParams = field(default_factory=DistillParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
 
     @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any], where: str = str(PARAMS_PATH)) -> "Params":
-        raw = dict(raw or {})
-        seed = raw.pop("seed", 0)
-        if not isinstance(seed, int):
-            raise InputError(f"{where}: seed must be an integer, got {seed!r}")
-        ingest = _build(IngestParams, raw.pop("ingest", {}) or {}, f"{where}: ingest")
-        dataset = _build(DatasetParams, raw.pop("dataset", {}) or {}, f"{where}: dataset")
-        return cls(seed=seed, ingest=ingest, dataset=dataset, extra=raw)
+    def from_mapping(cls, raw: Mapping[str, Any] | None, where: str = str(PARAMS_PATH)) -> "Params":
+        try:
+            return build(cls, raw, f"{where}:")
+        except InputError as exc:  # range checks in __post_init__ name the key, not the file
+            message = str(exc)
+            raise InputError(message if message.startswith(where) else f"{where}: {message}") from None
 
 
 def load_params(path: str | Path = PARAMS_PATH) -> Params:
     """Load and validate params.yaml."""
-    return Params.from_mapping(_read_yaml(path), str(path))
-
-
-def _read_yaml(path: str | Path) -> Any:
-    path = Path(path)
-    try:
-        with path.open(encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: invalid YAML: {exc}") from None
-
-
-@dataclass(frozen=True)
-class Label:
-    key: str
-    display: str
-    definition: str
-    cues: tuple[str, ...] = ()
-    examples: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class LabelSchema:
-    """The annotation tasks: multi-label frames, single-label stance, flags."""
-
-    schema_version: int
-    target: str
-    frames: tuple[Label, ...]
-    stance: tuple[Label, ...]
-    flags: tuple[Label, ...]
-    negators: tuple[str, ...] = ()  # words/phrases that cancel a cue found shortly after them
-
-    @property
-    def frame_names(self) -> list[str]:
-        return [label.key for label in self.frames]
-
-    @property
-    def stance_names(self) -> list[str]:
-        return [label.key for label in self.stance]
-
-    def frame_key(self, value: str) -> str | None:
-        """Map a key or display name (as Label Studio exports it) to a frame key."""
-        return _lookup(self.frames, value)
-
-    def stance_key(self, value: str) -> str | None:
-        return _lookup(self.stance, value)
-
-    def flag_key(self, value: str) -> str | None:
-        return _lookup(self.flags, value)
-
-
-def _lookup(labels: tuple[Label, ...], value: str) -> str | None:
-    for label in labels:
-        if value in (label.key, label.display):
-            return label.key
-    return None
-
-
-def _labels(raw: Any, where: str) -> tuple[Label, ...]:
-    if not isinstance(raw, Mapping) or not raw:
-        raise InputError(f"{where}: expected a non-empty mapping of labels")
-    out = []
-    for key, spec in raw.items():
-        if not re.fullmatch(r"[a-z][a-z0-9_]*", str(key)):
-            raise InputError(f"{where}.{key}: label keys must be lower_snake_case")
-        if not isinstance(spec, Mapping) or not spec.get("display") or not spec.get("definition"):
-            raise InputError(f"{where}.{key}: needs 'display' and 'definition'")
-        out.append(
-            Label(
-                key=str(key),
-                display=str(spec["display"]),
-                definition=" ".join(str(spec["definition"]).split()),
-                cues=tuple(str(c) for c in spec.get("cues", []) or []),
-                examples=tuple(str(e) for e in spec.get("examples", []) or []),
-            )
-        )
-    displays = [label.display for label in out]
-    if len(set(displays)) != len(displays):
-        raise InputError(f"{where}: display names must be unique")
-    return tuple(out)
-
-
-def load_label_schema(path: str | Path = LABELS_PATH) -> LabelSchema:
-    """Load and validate labels.yaml."""
-    raw = _read_yaml(path)
-    where = str(path)
-    if not isinstance(raw, Mapping):
-        raise InputError(f"{where}: expected a mapping at top level")
-    for key in ("frames", "stance"):
-        if not isinstance(raw.get(key), Mapping) or "labels" not in raw[key]:
-            raise InputError(f"{where}: missing '{key}.labels'")
-    return LabelSchema(
-        schema_version=int(raw.get("schema_version", 1)),
-        target=str(raw.get("target", "")),
-        frames=_labels(raw["frames"]["labels"], f"{where}: frames.labels"),
-        stance=_labels(raw["stance"]["labels"], f"{where}: stance.labels"),
-        flags=_labels(raw.get("flags") or {"off_topic": {"display": "Off-topic", "definition": "Off-topic."}}, f"{where}: flags"),
-        negators=_phrases(raw.get("negators"), f"{where}: negators"),
-    )
-
-
-def _phrases(raw: Any, where: str) -> tuple[str, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise InputError(f"{where}: expected a list of words or phrases")
-    for i, phrase in enumerate(raw):
-        if not isinstance(phrase, str) or not phrase.strip():
-            hint = " (quote it: YAML reads a bare no/yes as a boolean)" if isinstance(phrase, bool) else ""
-            raise InputError(f"{where}[{i}]: expected a non-empty string, got {phrase!r}{hint}")
-    return tuple(" ".join(p.lower().split()) for p in raw)
+    return Params.from_mapping(read_yaml(path), str(path))

@@ -20,11 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.agreement import krippendorff_alpha_nominal, observed_agreement
-from pipeline.annotations import AnnotationRecord, read_exports
-from pipeline.config import DatasetParams, LabelSchema, load_label_schema, load_params
+from pipeline.agreement import dataset_agreement
+from pipeline.annotations import AnnotationRecord, latest_judgements, read_exports
+from pipeline.config import DatasetParams, load_params
 from pipeline.errors import InputError
 from pipeline.fsutil import atomic_dir, write_json
+from pipeline.schema import LabelSchema, load_label_schema
+from pipeline.unionfind import UnionFind
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +66,8 @@ def read_passages(path: str | Path) -> dict[str, dict]:
 def resolve(records: list[AnnotationRecord], passages: dict[str, dict], schema: LabelSchema) -> tuple[list[Example], dict]:
     """Majority vote per passage and label; returns examples and a report of what was left out."""
     by_location = {(s["doc_id"], s["paragraph_index"]): pid for pid, p in passages.items() for s in p["sources"]}
-    latest: dict[tuple[str, str], AnnotationRecord] = {}
     report: dict[str, list] = {"stale": [], "off_topic": [], "ties": [], "cancelled": []}
+    usable = []
     for record in records:
         if record.passage_id not in passages:
             moved = by_location.get((record.doc_id, record.paragraph_index))
@@ -78,9 +80,8 @@ def resolve(records: list[AnnotationRecord], passages: dict[str, dict], schema: 
         if record.cancelled:
             report["cancelled"].append({"file": record.file, "task_id": record.task_id, "annotator": record.annotator})
             continue
-        key = (record.passage_id, record.annotator)
-        if key not in latest or record.updated_at >= latest[key].updated_at:
-            latest[key] = record  # an annotator's latest judgement wins
+        usable.append(record)
+    latest = latest_judgements(usable)
 
     votes: dict[str, list[AnnotationRecord]] = defaultdict(list)
     for (pid, _), record in sorted(latest.items()):
@@ -128,21 +129,12 @@ def split_groups(examples: list[Example], group_by: str) -> list[str]:
     """
     if group_by == "cluster":
         return [e.cluster_id for e in examples]
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    docs: UnionFind[str] = UnionFind()
     clusters: dict[str, str] = {}
     for e in examples:
         for doc in (*e.sources, clusters.setdefault(e.cluster_id, e.sources[0])):
-            a, b = find(e.sources[0]), find(doc)
-            parent[max(a, b)] = min(a, b)
-    return [find(e.sources[0]) for e in examples]
+            docs.union(e.sources[0], doc)
+    return [docs.find(e.sources[0]) for e in examples]
 
 
 def _grouped_fold(strata: list[str], groups: list[str], n_splits: int, seed: int) -> np.ndarray:
@@ -191,34 +183,17 @@ def assign_splits(examples: list[Example], groups: list[str], params: DatasetPar
     return list(split), folds
 
 
-def features(schema: LabelSchema):
+def features(frame_names, stance_names):
+    """The DatasetDict's columns and types: the one definition the train stage and the tests read."""
     from datasets import ClassLabel, Features, Sequence, Value
 
     return Features({
         "id": Value("string"), "text": Value("string"), "doc_id": Value("string"),
         "sources": Sequence(Value("string")), "group": Value("string"), "date": Value("string"),
-        "frames": Sequence(ClassLabel(names=schema.frame_names)),
-        "stance": ClassLabel(names=schema.stance_names),
+        "frames": Sequence(ClassLabel(names=list(frame_names))),
+        "stance": ClassLabel(names=list(stance_names)),
         "fold": Value("int32"), "n_annotators": Value("int32"),
     })
-
-
-def agreement_stats(records: list[AnnotationRecord], schema: LabelSchema) -> dict:
-    """Per-label agreement over passages with two or more (non-cancelled) annotators."""
-    by_passage: dict[str, dict[str, AnnotationRecord]] = defaultdict(dict)
-    for r in records:
-        if not r.cancelled:
-            by_passage[r.passage_id][r.annotator] = r
-    multi = [list(v.values()) for v in by_passage.values() if len(v) >= 2]
-    stats: dict = {"passages_with_2plus_annotators": len(multi)}
-    if not multi:
-        return stats
-    for frame in schema.frame_names:
-        units = [[frame in j.frames for j in js if not j.off_topic] for js in multi]
-        stats[f"frame_{frame}"] = {"observed": observed_agreement(units), "krippendorff_alpha": krippendorff_alpha_nominal(units)}
-    units = [[j.stance for j in js if not j.off_topic] for js in multi]
-    stats["stance"] = {"observed": observed_agreement(units), "krippendorff_alpha": krippendorff_alpha_nominal(units)}
-    return stats
 
 
 def run(passages: str | Path, annotations: str | Path, labels: str | Path, dataset: str | Path,
@@ -242,7 +217,7 @@ def run(passages: str | Path, annotations: str | Path, labels: str | Path, datas
             "group": group, "date": example.date, "frames": list(example.frames), "stance": example.stance,
             "fold": int(fold), "n_annotators": example.n_annotators,
         })
-    feats = features(schema)
+    feats = features(schema.frame_names, schema.stance_names)
     dsd = DatasetDict({s: Dataset.from_list(rows[s], features=feats) for s in SPLITS})
     with atomic_dir(dataset) as tmp:
         dsd.save_to_disk(str(tmp))
@@ -261,7 +236,7 @@ def run(passages: str | Path, annotations: str | Path, labels: str | Path, datas
         }
     summary["cv_folds"] = {str(k): int((folds == k).sum()) for k in sorted(set(folds.tolist())) if k >= 0}
     summary["excluded"] = {k: len(v) for k, v in problems.items()}
-    summary["agreement"] = agreement_stats(records, schema)
+    summary["agreement"] = dataset_agreement(latest_judgements(records), schema)
     write_json(stats, summary)
     write_json(report, problems)
     for kind, items in problems.items():

@@ -11,6 +11,8 @@ import zlib
 
 import numpy as np
 
+from pipeline.unionfind import UnionFind
+
 _MERSENNE = np.uint64((1 << 61) - 1)
 _MAX32 = np.uint64(0xFFFFFFFF)
 
@@ -46,14 +48,7 @@ def cluster(signatures: np.ndarray, bands: int, threshold: float) -> list[int]:
     Cluster numbers are the index of each component's first member.
     """
     n = len(signatures)
-    parent = list(range(n))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    sets: UnionFind[int] = UnionFind()
     if n:
         sig = np.asarray(signatures)
         rows = sig.shape[1] // bands
@@ -64,6 +59,6 @@ def cluster(signatures: np.ndarray, bands: int, threshold: float) -> list[int]:
             for members in buckets.values():
                 head = members[0]
                 for other in members[1:]:
-                    if find(head) != find(other) and np.mean(sig[head] == sig[other]) >= threshold:
-                        parent[max(find(head), find(other))] = min(find(head), find(other))
-    return [find(i) for i in range(n)]
+                    if sets.find(head) != sets.find(other) and np.mean(sig[head] == sig[other]) >= threshold:
+                        sets.union(head, other)
+    return [sets.find(i) for i in range(n)]

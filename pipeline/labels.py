@@ -1,8 +1,8 @@
 """Stage `labels`: render the Label Studio labeling config and the annotator guidelines
 from configs/labels.yaml, the single source of truth for the tasks.
 
-Control names are fixed here and shared with the annotation reader and the
-Label Studio client: text ``text``, frames ``frames``, stance ``stance``,
+Control names are fixed in ``pipeline.labelstudio.prediction`` and shared with the annotation
+reader, the Label Studio client and the ML backend: text ``text``, frames ``frames``, stance ``stance``,
 flags ``flags``. Choice values are the display names; readers accept keys too.
 """
 
@@ -13,13 +13,11 @@ import logging
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
-from pipeline.config import LabelSchema, load_label_schema
 from pipeline.fsutil import write_text
+from pipeline.labelstudio.prediction import FLAGS_NAME, FRAMES_NAME, STANCE_NAME, TEXT_NAME
+from pipeline.schema import LabelSchema, load_label_schema
 
 log = logging.getLogger(__name__)
-
-TEXT_NAME, FRAMES_NAME, STANCE_NAME, FLAGS_NAME = "text", "frames", "stance", "flags"
-
 
 def label_config_xml(schema: LabelSchema) -> str:
     """The Label Studio labeling config: passage text, multi-choice frames, single-choice stance, flags."""

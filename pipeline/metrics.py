@@ -44,6 +44,14 @@ def selection_score(frames_macro_f1: float, stance_macro_f1: float, frames_weigh
     return float(frames_weight * frames_macro_f1 + (1.0 - frames_weight) * stance_macro_f1)
 
 
+def split_scores(Y: np.ndarray, y: np.ndarray, Pf: np.ndarray, Ps: np.ndarray, thresholds: Sequence[float],
+                 frame_names: Sequence[str], frames_weight: float) -> dict:
+    """Frame metrics at ``thresholds``, stance metrics, and the selection score of one set of predictions."""
+    fm = frame_metrics(Y, np.asarray(Pf) >= np.asarray(thresholds), frame_names)
+    sm = stance_metrics(y, Ps)
+    return {"frames": fm, "stance": sm, "score": selection_score(fm["macro_f1"], sm["macro_f1"], frames_weight)}
+
+
 def tune_thresholds(Y: np.ndarray, P: np.ndarray, grid: Sequence[float]) -> np.ndarray:
     """Per label, the grid threshold maximising F1 of (P >= t) against Y.
 

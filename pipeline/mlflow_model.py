@@ -58,9 +58,9 @@ class FramingPyfunc(mlflow.pyfunc.PythonModel):
     """
 
     def load_context(self, context):
-        import joblib
+        from pipeline.model import FramingModel
 
-        self.model = joblib.load(context.artifacts["model"])
+        self.model = FramingModel.load(context.artifacts["model"])
 
     def predict(self, context, model_input, params=None):
         return records_frame(self.model.predict(texts_from_input(model_input)))

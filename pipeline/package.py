@@ -23,14 +23,15 @@ import os
 import tempfile
 from pathlib import Path
 
-from pipeline.config import LabelSchema, load_label_schema, load_params
+from pipeline.config import load_params
 from pipeline.errors import InputError
 from pipeline.fsutil import write_json
+from pipeline.schema import LabelSchema, load_label_schema
 
 log = logging.getLogger(__name__)
 
-BENTO_MODEL_NAME = "framing-classifier"
 SERVICE = "serving.service:FramingClassifier"
+MODEL_ALIAS = "framing-model"  # the service loads the Bento's model by this alias (serving/settings.py)
 
 
 def project_bentoml_home(root: str | Path = ".") -> None:
@@ -58,23 +59,22 @@ def _listed(lister, name: str) -> list:
 def import_champion(tracking: str, model_name: str, alias: str, schema: LabelSchema, metrics: dict):
     """Save ``model_name@alias`` into the BentoML store (reusing an earlier import of the same version)."""
     import bentoml
-    import joblib
 
-    from pipeline.train import load_registered
+    from pipeline.registry import load_registered
 
     version, model = load_registered(tracking, model_name, alias)
     if version is None:
         raise InputError(f"MLflow ({tracking}): no model '{model_name}@{alias}'; run `dvc repro train` first")
     labels = {"mlflow_model": model_name, "mlflow_version": str(version.version), "mlflow_run_id": version.run_id,
               "mlflow_alias": alias, "candidate": model.name}
-    for existing in _listed(bentoml.models.list, BENTO_MODEL_NAME):
+    for existing in _listed(bentoml.models.list, model_name):
         if all(existing.info.labels.get(k) == v for k, v in labels.items()):
             log.info("package: %s already holds %s v%s", existing.tag, model_name, version.version)
             return existing, version
-    with bentoml.models.create(BENTO_MODEL_NAME, labels=labels,
+    with bentoml.models.create(model_name, labels=labels,
                                metadata={"metrics": metrics, "labels": _schema_metadata(schema),
                                          "tracking_uri": tracking}) as bento_model:
-        joblib.dump(model, bento_model.path_of("model.pkl"))
+        model.save(bento_model.path_of("model.pkl"))
     log.info("package: imported %s v%s (run %s) as %s", model_name, version.version, version.run_id, bento_model.tag)
     return bentoml.models.get(bento_model.tag), version
 
@@ -91,9 +91,8 @@ def build_bento(model_tag, build_config: Path, root: Path):
             log.info("package: %s already built for %s from these sources", bento.tag, model_tag)
             return bento
     config.setdefault("labels", {}).update(model_tag=str(model_tag), source_sha=source_sha)
-    config.setdefault("envs", []).append({"name": "FRAMING_MODEL_TAG", "value": str(model_tag)})
-    # The service reads FRAMING_MODEL_TAG at import, and the build imports it.
-    os.environ["FRAMING_MODEL_TAG"] = str(model_tag)
+    # The service asks for its model by alias, so the Bento carries and serves exactly this one.
+    config["models"] = [{"tag": str(model_tag), "alias": MODEL_ALIAS}]
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", encoding="utf-8") as pinned:
         yaml.safe_dump(config, pinned)
         pinned.flush()
@@ -138,8 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--build-config", default="serving/bentofile.yaml")
     parser.add_argument("--bento", default="models/bento.json")
     args = parser.parse_args(argv)
-    train = load_params(args.params).extra.get("train") or {}
+    train = load_params(args.params).train
     record = run(args.registry, args.metrics, args.labels, args.build_config, args.bento,
-                 train.get("model_name", BENTO_MODEL_NAME), train.get("alias", "champion"),
-                 os.environ.get("MLFLOW_TRACKING_URI"))
+                 train.model_name, train.alias, os.environ.get("MLFLOW_TRACKING_URI"))
     print(json.dumps(record))

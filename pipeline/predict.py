@@ -2,7 +2,7 @@
 
     framing predict "text one" "text two"
     framing predict --file passages.jsonl            # one {"text": ...} object per line
-    framing predict --from-registry "text"           # the registry's @champion instead of models/model.pkl
+    framing predict --from-registry "text"           # the registry's champion instead of models/model.pkl
 """
 
 from __future__ import annotations
@@ -32,24 +32,19 @@ def read_texts(path: str | Path) -> Iterator[tuple[int, str]]:
         yield lineno, record["text"]
 
 
-def load_model(model_path: str | Path | None = None, from_registry: bool = False, model_name: str = "framing-classifier",
-               alias: str = "champion", tracking: str | None = None):
-    """The FramingModel from a pickle, or ``model_name@alias`` from the MLflow registry."""
+def load_model(model_path: str | Path | None = None, from_registry: bool = False, model_name: str | None = None,
+               alias: str | None = None, params: str | Path = "configs/params.yaml"):
+    """The FramingModel from a file, or ``model_name@alias`` (default: params.yaml's) from the MLflow registry."""
+    from pipeline.model import FramingModel
+
     if from_registry:
-        from pipeline.train import load_registered, tracking_uri
+        from pipeline.config import load_params
+        from pipeline.registry import load_champion
+        from pipeline.tracking import tracking_uri
 
-        uri = tracking or tracking_uri()
-        mv, model = load_registered(uri, model_name, alias)
-        if mv is None:
-            raise InputError(f"registry {uri}: no model '{model_name}' with alias '{alias}' (run the train stage)")
-        log.info("predict: %s v%s (@%s) from %s", model_name, mv.version, alias, uri)
-        return model
-    import joblib
-
-    path = Path(model_path or "models/model.pkl")
-    if not path.is_file():
-        raise InputError(f"{path}: model not found (run the train stage, or use --from-registry)")
-    return joblib.load(path)
+        train = load_params(params).train
+        return load_champion(tracking_uri(), model_name or train.model_name, alias or train.alias)
+    return FramingModel.load(model_path or "models/model.pkl")
 
 
 def predict_lines(model, texts: list[str], batch_size: int = 256, progress: bool = False) -> Iterator[dict]:
@@ -67,8 +62,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--file", help="JSONL file with a 'text' field per line")
     parser.add_argument("--model", default="models/model.pkl")
     parser.add_argument("--from-registry", action="store_true", help="load <model-name>@<alias> via MLflow")
-    parser.add_argument("--model-name", default="framing-classifier")
-    parser.add_argument("--alias", default="champion")
+    parser.add_argument("--params", default="configs/params.yaml", help="where --from-registry finds the defaults")
+    parser.add_argument("--model-name", help="default: train.model_name in params.yaml")
+    parser.add_argument("--alias", help="default: train.alias in params.yaml")
     parser.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args(argv)
     texts = list(args.texts)
@@ -76,6 +72,6 @@ def main(argv: list[str] | None = None) -> None:
         texts += [t for _, t in read_texts(args.file)]
     if not texts:
         parser.error("give passages as arguments or --file passages.jsonl")
-    model = load_model(args.model, args.from_registry, args.model_name, args.alias)
+    model = load_model(args.model, args.from_registry, args.model_name, args.alias, args.params)
     for text, record in zip(texts, predict_lines(model, texts, args.batch_size, progress=bool(args.file))):
         print(json.dumps({"text": text, **record}, ensure_ascii=False))

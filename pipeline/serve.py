@@ -1,7 +1,8 @@
 """`framing serve`: run the packaged Bento with `bentoml serve` on this machine.
 
-Equivalent to ``BENTOML_HOME=.bentoml bentoml serve <bento tag from models/bento.json>``;
-the process is replaced by BentoML's, so Ctrl-C and signals go straight to it.
+Equivalent to ``BENTOML_HOME=.bentoml bentoml serve <bento tag from models/bento.json>``, with
+FRAMING_WORKERS, FRAMING_ACCESS_LOG and FRAMING_TRACING passed to BentoML as configuration
+overrides; the process is replaced by BentoML's, so Ctrl-C and signals go straight to it.
 """
 
 from __future__ import annotations
@@ -31,9 +32,14 @@ def command(bento: str | Path, host: str, port: int) -> tuple[list[str], dict[st
     exe = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or shutil.which("bentoml")
     if exe is None:
         raise InputError("the `bentoml` command is not installed; run `bash scripts/setup.sh`")
-    # Outside a container BentoML does not apply the Bento's `envs`: without this, the service
-    # would load the newest model in the store rather than the one this Bento was built with.
-    env = {"FRAMING_MODEL_TAG": record["model"]} if record.get("model") else {}
+    from serving.settings import Settings
+
+    try:
+        overrides = Settings.from_env().bentoml_overrides()
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    extra = os.environ.get("BENTOML_CONFIG_OPTIONS")
+    env = {"BENTOML_CONFIG_OPTIONS": f"{overrides} {extra}" if extra else overrides}
     return [exe, "serve", tag, "--host", host, "--port", str(port)], env
 
 
@@ -45,6 +51,5 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     cmd, env = command(args.bento, args.host, args.port)
     project_bentoml_home()
-    for name, value in env.items():
-        os.environ.setdefault(name, value)  # an explicit FRAMING_MODEL_TAG still wins
+    os.environ.update(env)
     os.execv(cmd[0], cmd)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
 import secrets
 from typing import Any, Awaitable, Callable
+
+from serving.settings import Settings
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict]]
@@ -21,12 +22,12 @@ OPEN_PATHS = ("/livez", "/readyz", "/healthz")
 
 
 class RequestGuard:
-    def __init__(self, app, api_key_env: str = "FRAMING_API_KEY", max_body_bytes: int = 4 << 20,
-                 json_routes: tuple[str, ...] = ()):
+    def __init__(self, app, json_routes: tuple[str, ...] = (), settings: Settings | None = None):
         self.app = app
-        # Read once at start-up; the key itself is never logged or echoed.
-        self.api_key = os.environ.get(api_key_env) or None
-        self.max_body_bytes = max_body_bytes
+        # Read once, when the server builds its middleware stack; the key is never logged or echoed.
+        settings = settings or Settings.from_env()
+        self.api_key = settings.api_key
+        self.max_body_bytes = settings.max_body_bytes
         self.json_routes = json_routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -4,11 +4,13 @@ Point a Label Studio project's Model setting (Settings → Model → Connect mod
 ``http://<host>:<port>/labelstudio``: when annotators open tasks, Label Studio asks this
 backend for predictions from the deployed champion. Endpoints: GET /health, POST /setup,
 POST /predict, POST /webhook. The conversion to Label Studio results is the one
-`framing labelstudio push` uses, so live and pushed pre-annotations are the same.
+`framing labelstudio push` uses (``pipeline.labelstudio.prediction``, standard library only),
+so live and pushed pre-annotations are the same.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import bentoml
@@ -17,25 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from pipeline.config import Label, LabelSchema
-from pipeline.labelstudio.active import confidence
-from pipeline.labelstudio.convert import prediction
+from pipeline.labelstudio.prediction import prediction
 
 MAX_TASKS = 256
-
-
-def schema_from_metadata(metadata: dict[str, Any]) -> LabelSchema:
-    """The label schema stored with the model at packaging time (labels come from the model)."""
-    labels = metadata.get("labels") or {}
-
-    def as_labels(kind: str, names: list[str]) -> tuple[Label, ...]:
-        specs = labels.get(kind) or {}
-        return tuple(Label(key=n, display=(specs.get(n) or {}).get("display", n),
-                           definition=(specs.get(n) or {}).get("definition", "")) for n in names)
-
-    return LabelSchema(schema_version=int(metadata.get("schema_version", 1)), target=labels.get("target", ""),
-                       frames=as_labels("frames", metadata["frame_names"]),
-                       stance=as_labels("stance", metadata["stance_names"]), flags=())
 
 
 def _service():
@@ -56,28 +42,45 @@ async def setup(request: Request) -> JSONResponse:
     return JSONResponse({"model_version": model_version(_service())})
 
 
-async def predict(request: Request) -> JSONResponse:
-    try:
-        body = await request.json()
-    except ValueError:
-        return JSONResponse({"error": "body must be JSON"}, status_code=400)
+class BadRequest(ValueError):
+    """A request Label Studio (or anyone) sent that this backend cannot answer: a 400 with the message."""
+
+
+def task_texts(body: Any, max_tasks: int = MAX_TASKS, max_chars: int = 20000) -> list[str]:
+    """The passage text of every task in a /predict body; BadRequest names the task and field at fault."""
     tasks = body.get("tasks") if isinstance(body, dict) else None
     if not isinstance(tasks, list) or not tasks:
-        return JSONResponse({"error": "'tasks' must be a non-empty list"}, status_code=400)
-    if len(tasks) > MAX_TASKS:
-        return JSONResponse({"error": f"{len(tasks)} tasks is more than the maximum of {MAX_TASKS}"}, status_code=400)
+        raise BadRequest("'tasks' must be a non-empty list")
+    if len(tasks) > max_tasks:
+        raise BadRequest(f"{len(tasks)} tasks is more than the maximum of {max_tasks}")
     texts = []
     for i, task in enumerate(tasks):
-        text = ((task or {}).get("data") or {}).get("text") if isinstance(task, dict) else None
+        data = task.get("data") if isinstance(task, dict) else None
+        if not isinstance(data, dict):
+            raise BadRequest(f"tasks[{i}].data: must be an object")
+        text = data.get("text")
         if not isinstance(text, str) or not text.strip():
-            return JSONResponse({"error": f"tasks[{i}].data.text: missing or empty"}, status_code=400)
+            raise BadRequest(f"tasks[{i}].data.text: missing or empty")
+        if len(text) > max_chars:
+            raise BadRequest(f"tasks[{i}].data.text: {len(text)} characters is more than the maximum of {max_chars}")
         texts.append(text)
+    return texts
+
+
+async def predict(request: Request) -> JSONResponse:
     service = _service()
+    try:
+        try:
+            body = json.loads(await request.body())
+        except (ValueError, RecursionError):  # RecursionError: pathologically deep nesting
+            raise BadRequest("body must be JSON") from None
+        texts = task_texts(body, MAX_TASKS, service.settings.max_text_chars)
+    except BadRequest as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
     outputs = await service.batcher.submit(texts)
-    schema = schema_from_metadata(service.metadata_doc)
     version = model_version(service)
-    results = [prediction(out, schema, version, confidence(out)) for out in outputs]
-    return JSONResponse({"results": results, "model_version": version})
+    return JSONResponse({"results": [prediction(out, service.labels, version) for out in outputs],
+                         "model_version": version})
 
 
 async def webhook(request: Request) -> JSONResponse:

@@ -1,28 +1,17 @@
 """The prediction API: one thin BentoML service around the model's own ``predict``.
 
-Everything the model knows (preprocessing, label names, thresholds) lives in the
-saved model; this class only validates requests, batches them and shapes replies.
-
-Configuration (environment, read when the service starts):
-
-| variable | default | meaning |
-|---|---|---|
-| FRAMING_MODEL_TAG | framing-classifier:latest | BentoML model to serve |
-| FRAMING_MAX_TEXT_CHARS | 20000 | longest text accepted |
-| FRAMING_MAX_BATCH | 256 | most texts in one request |
-| FRAMING_MAX_BODY_BYTES | 4194304 | largest request body (413 above it) |
-| FRAMING_API_KEY | unset | when set, required on every endpoint except /livez, /readyz, /healthz |
-| FRAMING_PREDICTION_LOG | unset | path of a JSONL file receiving every prediction (monitoring) |
-| FRAMING_WORKERS | 1 | worker processes (see bench/RESULTS.md before raising it on 2 cores) |
-| FRAMING_ACCESS_LOG | off | one log line per request |
-| FRAMING_TRACING | off | OpenTelemetry spans for /predict and /metadata (configure an exporter in BentoML) |
+Everything the model knows (preprocessing, label names, thresholds) lives in the saved model;
+this class only validates requests, batches them and shapes replies. Settings (limits, API
+key, prediction log, which model) come from the environment when the service starts: see
+``serving/settings.py`` for the table. The model is the Bento's own (alias ``framing-model``
+in the build config that `framing package` writes), unless FRAMING_MODEL_TAG names another.
 """
 
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
-import os
 import threading
 from datetime import datetime, timezone
 from typing import Annotated, Any
@@ -34,14 +23,11 @@ from pydantic import AfterValidator, Field
 from serving import labelstudio_backend
 from serving.batching import MicroBatcher
 from serving.guard import RequestGuard
+from serving.settings import SERVICE_NAME, Settings
 
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes", "on")
-
-
-MODEL_TAG = os.environ.get("FRAMING_MODEL_TAG", "framing-classifier:latest")
-MAX_TEXT_CHARS = int(os.environ.get("FRAMING_MAX_TEXT_CHARS", "20000"))
-MAX_BATCH = int(os.environ.get("FRAMING_MAX_BATCH", "256"))
+# The limits are part of the published request schema, which BentoML builds when this module
+# loads (at service start): they are read here, everything else in the constructor.
+_LIMITS = Settings.from_env()
 
 
 def _not_blank(text: str) -> str:
@@ -53,8 +39,8 @@ def _not_blank(text: str) -> str:
 # Validation errors come back as 400 {"error": ..., "detail": [{"loc": ["texts", i], "msg": ...}]},
 # the same shape as every other malformed request; the limits also appear in the OpenAPI schema.
 Texts = Annotated[
-    list[Annotated[str, Field(max_length=MAX_TEXT_CHARS), AfterValidator(_not_blank)]],
-    Field(description="Passages to classify, in order.", min_length=1, max_length=MAX_BATCH),
+    list[Annotated[str, Field(max_length=_LIMITS.max_text_chars), AfterValidator(_not_blank)]],
+    Field(description="Passages to classify, in order.", min_length=1, max_length=_LIMITS.max_batch),
 ]
 
 
@@ -71,8 +57,6 @@ class PredictionLog:
         self._lock = threading.Lock()
 
     def write(self, texts: list[str], results: list[dict], model: dict) -> None:
-        import hashlib
-
         now = datetime.now(timezone.utc).isoformat()
         lines = [json.dumps({"time": now, "model": model, "text_sha256": hashlib.sha256(t.encode()).hexdigest()[:16],
                              "chars": len(t), **r}, ensure_ascii=False) for t, r in zip(texts, results)]
@@ -82,30 +66,33 @@ class PredictionLog:
 
 @bentoml.asgi_app(labelstudio_backend.app, path="/labelstudio")
 @bentoml.service(
-    name="framing_classifier",
-    # One worker with one event loop: the model call runs in an executor thread
-    # while the loop keeps parsing requests, and micro-batching turns concurrency
-    # into batch size. See bench/RESULTS.md for why not more workers on 2 cores.
-    workers=int(os.environ.get("FRAMING_WORKERS", "1")),
+    name=SERVICE_NAME,
+    # One worker with one event loop: the model call runs in an executor thread while the loop
+    # keeps parsing requests, and micro-batching turns concurrency into batch size. See
+    # bench/RESULTS.md for why not more workers on 2 cores. `framing serve` overrides workers,
+    # the access log and tracing from FRAMING_WORKERS, FRAMING_ACCESS_LOG and FRAMING_TRACING.
+    workers=1,
     traffic={"timeout": 30, "max_concurrency": 1024},
     # Per-request OpenTelemetry spans (with no exporter configured) and access-log lines
     # cost ~20% of a worker's time under load (bench/RESULTS.md): off unless asked for.
-    tracing={"excluded_urls": [] if _flag("FRAMING_TRACING") else ["/predict", "/metadata"]},
-    logging={"access": {"enabled": _flag("FRAMING_ACCESS_LOG")}},
+    tracing={"excluded_urls": ["/predict", "/metadata"]},
+    logging={"access": {"enabled": False}},
 )
 class FramingClassifier:
-    bento_model = bentoml.models.BentoModel(MODEL_TAG)
-
     def __init__(self) -> None:
-        import joblib
+        from pipeline.labelstudio.prediction import Labels
+        from pipeline.model import FramingModel
 
-        self.model = joblib.load(self.bento_model.path_of("model.pkl"))
+        self.settings = Settings.from_env()
+        self.bento_model = bentoml.models.get(self.settings.model_tag)
+        self.model = FramingModel.load(self.bento_model.path_of("model.pkl"))
         info = self.bento_model.info
         self.model_info = {"name": self.model.name, "tag": str(info.tag),
                            "version": info.labels.get("mlflow_version", str(info.tag.version))}
+        self.labels = Labels.of_model(self.model)
         self.metadata_doc = self._metadata()
         self.batcher = MicroBatcher(self.model.predict, max_batch=64)
-        log_path = os.environ.get("FRAMING_PREDICTION_LOG")
+        log_path = self.settings.prediction_log
         self.prediction_log = PredictionLog(log_path) if log_path else None
         # Full (generation 2) collections walk every object the imports and the model
         # created: tens of ms each, seen as p99 stalls even at concurrency 1. Freezing the
@@ -127,7 +114,7 @@ class FramingClassifier:
             "training_metrics": custom.get("metrics", {}),
             "mlflow": {k: v for k, v in info.labels.items() if k.startswith("mlflow")},
             "model_created": info.creation_time.isoformat(),
-            "limits": {"max_text_chars": MAX_TEXT_CHARS, "max_batch": MAX_BATCH},
+            "limits": {"max_text_chars": _LIMITS.max_text_chars, "max_batch": _LIMITS.max_batch},
         }
 
     @bentoml.api(route="/predict")
@@ -144,9 +131,4 @@ class FramingClassifier:
         return self.metadata_doc
 
 
-FramingClassifier.add_asgi_middleware(
-    RequestGuard,
-    api_key_env="FRAMING_API_KEY",
-    max_body_bytes=int(os.environ.get("FRAMING_MAX_BODY_BYTES", str(4 * 1024 * 1024))),
-    json_routes=("/predict", "/metadata", "/labelstudio/predict"),
-)
+FramingClassifier.add_asgi_middleware(RequestGuard, json_routes=("/predict", "/metadata", "/labelstudio/predict"))

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_label_schema, load_params
+from pipeline.config import load_params
+from pipeline.schema import load_label_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,16 +76,15 @@ def static_embedding(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, built, params, static_embedding):
     """The champion trained by the real train stage on the seed dataset, with a throwaway MLflow store."""
-    import joblib
-
     from pipeline import train
+    from pipeline.model import FramingModel
 
     work = tmp_path_factory.mktemp("trained")
     tracking = f"sqlite:///{work / 'mlflow.db'}"
     summary = train.run(built["dataset"], ROOT / "configs/labels.yaml", work / "model.pkl", work / "cv.json",
-                        work / "registry.json", work / "oof.jsonl", train.TrainParams.from_mapping(params.extra["train"]),
+                        work / "registry.json", work / "oof.jsonl", params.train,
                         params.seed, tracking=tracking, embeddings=static_embedding)
-    return {"work": work, "tracking": tracking, "summary": summary, "model": joblib.load(work / "model.pkl")}
+    return {"work": work, "tracking": tracking, "summary": summary, "model": FramingModel.load(work / "model.pkl")}
 
 
 @pytest.fixture(scope="session")

@@ -11,23 +11,14 @@ from pathlib import Path
 
 import datasets
 
-from pipeline.config import load_label_schema
+from pipeline.dataset import features  # the dataset stage's own column list
+from pipeline.schema import load_label_schema
 from pipeline.textnorm import normalize, passage_id
 
 LABELS = Path(__file__).resolve().parents[1] / "configs" / "labels.yaml"
 FILLERS = ["Officials in Moscow and Pyongyang met on Tuesday.", "The talks lasted several hours.",
            "Analysts watched the meeting closely.", "The leaders spoke to reporters afterwards.",
            "The visit was the first in years.", "State media carried the story."]
-
-
-def features(frame_names, stance_names) -> datasets.Features:
-    return datasets.Features({
-        "id": datasets.Value("string"), "text": datasets.Value("string"), "doc_id": datasets.Value("string"),
-        "group": datasets.Value("string"),
-        "frames": datasets.Sequence(datasets.ClassLabel(names=list(frame_names))),
-        "stance": datasets.ClassLabel(names=list(stance_names)),
-        "fold": datasets.Value("int32"),
-    })
 
 
 def build_records(n: int = 60, seed: int = 0, labels_path: Path = LABELS) -> list[dict]:
@@ -64,7 +55,9 @@ def build_dataset(path: Path, n: int = 60, seed: int = 0, folds: int = 3, record
     for r in records:
         g = r["group"]
         name = "test" if g in test_groups else "validation" if g in val_groups else "train"
-        splits[name].append({**r, "fold": -1 if name == "test" else fold_of[g]})
+        row = {"sources": [r["doc_id"]], "date": "", "n_annotators": 1, **r,
+               "fold": -1 if name == "test" else fold_of[g]}
+        splits[name].append(row)
     feats = features(schema.frame_names, schema.stance_names)
     dd = datasets.DatasetDict({k: datasets.Dataset.from_list(v, features=feats) for k, v in splits.items()})
     dd.save_to_disk(str(path))
@@ -84,13 +77,15 @@ def trained_workspace(base: Path, seed: int = 7) -> dict:
     """
     key = str(base)
     if key not in _CACHE:
-        from pipeline.train import TrainParams, run
+        from pipeline.config import TrainParams
+        from pipeline.typed import build
+        from pipeline.train import run
 
         work = base / "first"
         work.mkdir(parents=True, exist_ok=True)
         ds = build_dataset(work / "dataset")
         uri = f"sqlite:///{work / 'mlflow.db'}"
-        params = TrainParams.from_mapping({"candidates": SMALL_CANDIDATES})
+        params = build(TrainParams, {"candidates": SMALL_CANDIDATES}, "train")
         paths = {k: work / v for k, v in {"model": "model.pkl", "cv": "cv.json", "registry": "registry.json",
                                            "oof": "oof.jsonl"}.items()}
         summary = run(ds, LABELS, paths["model"], paths["cv"], paths["registry"], paths["oof"], params, seed, uri)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -46,7 +47,7 @@ def clone(tmp_path_factory, root):
 
 def predictions(repo: Path, env: dict) -> str:
     test_texts = repo / "test_texts.jsonl"
-    rows = [{"text": t} for t in __import__("pandas").read_parquet(repo / "data/dataset_parquet/test.parquet")["text"]]
+    rows = [{"text": t} for t in pd.read_parquet(repo / "data/dataset_parquet/test.parquet")["text"]]
     test_texts.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return sh([sys.executable, "-m", "pipeline.cli", "predict", "--model", "models/model.pkl", "--file", str(test_texts)], repo, env)
 

@@ -45,7 +45,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from pipeline.annotations import choices_results
-from pipeline.config import IngestParams, LabelSchema, load_label_schema, load_params
+from pipeline.config import IngestParams, load_params
+from pipeline.schema import LabelSchema, load_label_schema
 from pipeline.ingest import Cleaner, Document, RawParagraph, read_documents
 from pipeline.textnorm import normalize, passage_id
 

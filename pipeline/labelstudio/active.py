@@ -14,35 +14,11 @@ every passage is equally uncertain and the order is the passages' own, clusters 
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from typing import Mapping, Sequence
+from typing import Sequence
+
 
 CLUSTER_PENALTY = 0.5  # an uncertainty of 0..1, so a second member of a cluster waits behind most singletons
-
-
-def _entropy(probs: Sequence[float]) -> float:
-    """Entropy normalised to [0, 1] by log(len(probs)); probabilities are renormalised."""
-    clean = [max(float(p), 0.0) for p in probs]
-    total = sum(clean)
-    if len(clean) < 2 or total <= 0:
-        return 0.0
-    h = -sum(p / total * math.log(p / total) for p in clean if p > 0)
-    return h / math.log(len(clean))
-
-
-def uncertainty(output: Mapping) -> float:
-    """Mean normalised entropy of one model output ({"frames": {label: p}, "stance_scores": {label: p}})."""
-    parts = [_entropy((p, 1.0 - p)) for p in (output.get("frames") or {}).values()]
-    stance = output.get("stance_scores") or {}
-    if stance:
-        parts.append(_entropy(list(stance.values())))
-    return sum(parts) / len(parts) if parts else 1.0
-
-
-def confidence(output: Mapping) -> float:
-    """The prediction score: 1 - uncertainty, in [0, 1]."""
-    return round(1.0 - uncertainty(output), 6)
 
 
 def order(clusters: Sequence[str], uncertainties: Sequence[float] | None = None,

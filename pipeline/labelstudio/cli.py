@@ -82,7 +82,7 @@ def _connect(args):
 
 
 def cmd_push(args) -> None:
-    from pipeline.config import load_label_schema
+    from pipeline.schema import load_label_schema
     from pipeline.labelstudio import client, convert
 
     schema = load_label_schema(args.labels)
@@ -105,7 +105,7 @@ def cmd_push(args) -> None:
 
 
 def cmd_pull(args) -> None:
-    from pipeline.config import load_label_schema
+    from pipeline.schema import load_label_schema
     from pipeline.dataset import read_passages
     from pipeline.labelstudio import client
 

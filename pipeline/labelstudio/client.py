@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from pipeline import annotations as ann_io
-from pipeline.config import LabelSchema
+from pipeline.agreement import agreement_markdown, agreement_report
 from pipeline.errors import InputError
 from pipeline.fsutil import write_json, write_text
 from pipeline.labels import label_config_xml
-from pipeline.labelstudio import active, convert
+from pipeline.labelstudio import convert
+from pipeline.labelstudio.plan import plan_push
+from pipeline.labelstudio.prediction import Labels
+from pipeline.schema import LabelSchema
 
 log = logging.getLogger(__name__)
 
@@ -166,17 +169,27 @@ def load_model(path: str | Path | None) -> LoadedModel | None:
     if not path.exists():
         log.info("labelstudio: no model at %s; pushing without predictions", path)
         return None
-    import joblib
+    from pipeline.model import FramingModel
 
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    model = FramingModel.load(path)
+    return LoadedModel(model=model, version=f"{model.name}@{digest}", path=path)
+
+
+def model_outputs(model: LoadedModel, passages: Sequence[Mapping], schema: LabelSchema) -> dict[str, dict]:
+    """passage id → the model's output, for ``passages``; InputError when the model's labels are not the schema's."""
+    if list(model.model.frame_names) != schema.frame_names or list(model.model.stance_names) != schema.stance_names:
+        raise InputError(f"{model.path}: model labels {model.model.frame_names}/{model.model.stance_names} are not "
+                         f"the label schema's {schema.frame_names}/{schema.stance_names}; retrain the model on the "
+                         "current schema, or push without predictions (--no-model)")
+    if not passages:
+        return {}
     try:
-        model = joblib.load(path)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same to the user
-        raise InputError(f"{path}: cannot load the model ({type(exc).__name__}: {exc}); retrain it, "
-                         "or push without predictions (--no-model)") from None
-    if not callable(getattr(model, "predict", None)):
-        raise InputError(f"{path}: not a FramingModel (no predict method)")
-    return LoadedModel(model=model, version=f"{getattr(model, 'name', 'model')}@{digest}", path=path)
+        outputs = model.model.predict([p["text"] for p in passages])
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(f"{model.path}: prediction failed ({type(exc).__name__}: {exc}); "
+                         "push without predictions with --no-model") from None
+    return {p["id"]: o for p, o in zip(passages, outputs)}
 
 
 # -- push ----------------------------------------------------------------------------------
@@ -232,122 +245,46 @@ class PushSummary:
 def push(ls, url: str, *, state_file: Path, passages: Sequence[Mapping], annotated: set[str], schema: LabelSchema,
          label_config: str, instructions: str, model: LoadedModel | None = None, title: str = DEFAULT_TITLE,
          new_project: bool = False, import_changed: bool = False, batch_size: int = 200) -> PushSummary:
-    """Create/update the project and import the passages not yet annotated, idempotently."""
+    """Create/update the project and import the passages not yet annotated, idempotently (``plan_push``)."""
     version = model.version if model else None
     project_id, created = ensure_project(ls, url, state_file, title=title, label_config=label_config,
                                          instructions=instructions, model_version=version, new_project=new_project)
-    summary = PushSummary(project_id=project_id, project_created=created, model_version=version)
     remote = _task_dicts(ls, url, project_id)
-    remote_by_pid: dict[str, dict] = {}
-    for task in remote:
-        remote_by_pid.setdefault((task.get("data") or {}).get("passage_id"), task)
-    current = {p["id"] for p in passages}
-    remote_at: dict[tuple, dict] = {}
-    for task in remote:
-        data = task.get("data") or {}
-        if data.get("passage_id") not in current:
-            remote_at[(data.get("doc_id"), data.get("paragraph_index"))] = task
-
-    new: list[Mapping] = []
-    queued: list[tuple[Mapping, dict | None]] = []  # (passage, existing task or None)
-    for passage in passages:
-        pid = passage["id"]
-        if pid in annotated:
-            summary.skipped_annotated += 1
-            continue
-        task = remote_by_pid.get(pid)
-        if task is not None:
-            summary.skipped_existing += 1
-            if not task.get("total_annotations") and not task.get("annotations"):
-                queued.append((passage, task))
-            continue
-        old = next((remote_at[loc] for loc in sorted(convert.passage_locations(passage), key=str) if loc in remote_at),
-                   None)
-        if old is not None:
-            summary.changed.append({"task_id": old["id"], "passage_id": pid,
-                                    "old_passage_id": old["data"].get("passage_id"),
-                                    "doc_id": old["data"].get("doc_id"),
-                                    "paragraph_index": old["data"].get("paragraph_index")})
-            if not import_changed:
-                continue
-        new.append(passage)
-        queued.append((passage, None))
-
-    outputs = _predict(model, [p for p, _ in queued]) if model else None
-    uncert = [active.uncertainty(o) for o in outputs] if outputs else None
-    ranks = active.priorities([p.get("cluster_id") or p["id"] for p, _ in queued], uncert)
-    preds = ([convert.prediction(o, schema, version, active.confidence(o)) for o in outputs]
-             if outputs else [None] * len(queued))
-    cluster_no: dict[str, int] = {}
-    for pred, (passage, _) in zip(preds, queued):
-        if pred is not None:  # Label Studio's uncertainty sampling spreads an annotator's queue over clusters
-            pred["cluster"] = cluster_no.setdefault(passage.get("cluster_id") or passage["id"], len(cluster_no) + 1)
-
-    # new tasks, in queue order (so sequential sampling follows it too), with their pre-annotations
-    fresh = sorted((rank, i) for i, (rank, (_, task)) in enumerate(zip(ranks, queued)) if task is None)
-    for start in range(0, len(fresh), batch_size):
-        batch = fresh[start:start + batch_size]
-        items = []
-        for rank, i in batch:
-            item: dict = {"data": convert.task_data(queued[i][0], rank)}
-            if preds[i] is not None:
-                item["predictions"] = [preds[i]]
-            items.append(item)
+    outputs = None
+    if model:
+        outputs = model_outputs(model, [p for p in passages if p["id"] not in annotated], schema)
+    plan = plan_push(passages, remote, annotated, outputs, labels=Labels.of_model(model.model) if model else None,
+                     model_version=version, import_changed=import_changed)
+    summary = PushSummary(project_id=project_id, project_created=created, model_version=plan.model_version,
+                          skipped_existing=plan.skipped_existing, skipped_annotated=plan.skipped_annotated,
+                          changed=plan.changed, reprioritised=plan.reprioritised)
+    for start in range(0, len(plan.new_tasks), batch_size):
+        items = plan.new_tasks[start:start + batch_size]
         with api_errors(url, f"importing {len(items)} task(s)"):
             result = ls.projects.import_tasks(id=project_id, request=items, return_task_ids=True)
         summary.created += len(items)
         summary.predictions_created += sum("predictions" in it for it in items)
         log.info("labelstudio: imported %d task(s) (%s)", len(items), getattr(result, "task_count", "?"))
-
-    # existing, still unlabelled tasks: new priority, predictions of the current model
-    for rank, pred, (passage, task) in zip(ranks, preds, queued):
-        if task is None:
+    for update in plan.updates:
+        if update.data is not None:
+            with api_errors(url, f"updating task {update.task_id}"):
+                ls.tasks.update(id=str(update.task_id), data=update.data)
+        if update.prediction is None:
             continue
-        data = dict(task.get("data") or {})
-        if data.get("priority") != rank:
-            data["priority"] = rank
-            with api_errors(url, f"updating task {task['id']}"):
-                ls.tasks.update(id=str(task["id"]), data=data)
-            summary.reprioritised += 1
-        if pred is None:
-            continue
-        existing = task.get("predictions") or []
-        if any(_pred_version(p) == version for p in existing):
-            continue
-        for old in existing:
-            pid = old.get("id") if isinstance(old, Mapping) else old
-            if isinstance(pid, int):
-                with api_errors(url, f"removing outdated prediction {pid}"):
-                    ls.predictions.delete(id=pid)
-                summary.predictions_removed += 1
-        extra = {"cluster": pred["cluster"]}
-        with api_errors(url, f"adding a prediction to task {task['id']}"):
-            ls.predictions.create(task=task["id"], model_version=version, score=pred["score"], result=pred["result"],
-                                  request_options={"additional_body_parameters": extra})
+        for pred_id in update.remove_predictions:
+            with api_errors(url, f"removing outdated prediction {pred_id}"):
+                ls.predictions.delete(id=pred_id)
+            summary.predictions_removed += 1
+        pred = update.prediction
+        with api_errors(url, f"adding a prediction to task {update.task_id}"):
+            ls.predictions.create(task=update.task_id, model_version=version, score=pred["score"],
+                                  result=pred["result"],
+                                  request_options={"additional_body_parameters": {"cluster": pred["cluster"]}})
         summary.predictions_created += 1
-    predicted = summary.predictions_created or any(
-        _pred_version(p) == version for _, task in queued if task for p in task.get("predictions") or [])
-    if version and predicted:  # Label Studio accepts a project model_version only once predictions carry it
+    if plan.uncertainty_sampling:  # Label Studio accepts a project model_version only once predictions carry it
         with api_errors(url, f"switching project {project_id} to uncertainty sampling"):
             ls.projects.update(id=project_id, model_version=version, sampling="Uncertainty sampling")
     return summary
-
-
-def _pred_version(pred: Any) -> str | None:
-    return pred.get("model_version") if isinstance(pred, Mapping) else None
-
-
-def _predict(model: LoadedModel, passages: Sequence[Mapping]) -> list[dict]:
-    if not passages:
-        return []
-    try:
-        outputs = model.model.predict([p["text"] for p in passages])
-    except Exception as exc:  # noqa: BLE001
-        raise InputError(f"{model.path}: prediction failed ({type(exc).__name__}: {exc}); "
-                         "push without predictions with --no-model") from None
-    if len(outputs) != len(passages):
-        raise InputError(f"{model.path}: model returned {len(outputs)} outputs for {len(passages)} passages")
-    return list(outputs)
 
 
 # -- pull ----------------------------------------------------------------------------------
@@ -417,10 +354,10 @@ def pull(ls, url: str, *, state_file: Path, annotations_dir: str | Path, schema:
         ann_io.parse_task(task, schema, str(path))
     if merged or path.exists():
         write_json(path, merged)
-    records = ann_io.read_exports(annotations_dir, schema)
-    report = convert.agreement_report(records, schema)
+    judgements = ann_io.latest_judgements(ann_io.read_exports(annotations_dir, schema))
+    report = agreement_report(judgements, schema)
     write_json(agreement_json, report)
-    write_text(agreement_md, convert.agreement_markdown(report, passages))
+    write_text(agreement_md, agreement_markdown(report, passages))
     return PullSummary(project_id=project_id, path=path, exported_tasks=len(exported), counts=counts, agreement=report)
 
 

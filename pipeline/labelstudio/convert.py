@@ -28,7 +28,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from pipeline.agreement import krippendorff_alpha_nominal, observed_agreement
 from pipeline.annotations import AnnotationRecord
-from pipeline.config import LabelSchema
+from pipeline.schema import LabelSchema
 from pipeline.errors import InputError
 from pipeline.labels import FRAMES_NAME, STANCE_NAME, TEXT_NAME
 
@@ -58,34 +58,6 @@ def task_data(passage: Mapping, priority: int | None = None) -> dict:
     if priority is not None:
         data["priority"] = priority  # active-learning queue position: sort the Data Manager by it
     return data
-
-
-def prediction(output: Mapping, schema: LabelSchema, model_version: str, score: float) -> dict:
-    """A Label Studio prediction from one model output: decided frames in one choices result,
-    the stance in another, each with the model's probability as its ``score``."""
-    display = {label.key: label.display for label in (*schema.frames, *schema.stance)}
-    frame_probs = output.get("frames") or {}
-    decided = output.get("decided_frames")
-    if decided is None:
-        raise InputError("model output has no 'decided_frames'")
-    unknown = sorted(({*frame_probs, *decided} - set(schema.frame_names))
-                     | ({output.get("stance"), *(output.get("stance_scores") or {})} - set(schema.stance_names)))
-    if unknown:
-        raise InputError(f"model labels {unknown} are not in the label schema (retrain the model on the current schema)")
-    results = []
-    frames = [f for f in schema.frame_names if f in set(decided)]
-    if frames:
-        results.append({"from_name": FRAMES_NAME, "to_name": TEXT_NAME, "type": "choices",
-                        "value": {"choices": [display[f] for f in frames]},
-                        "score": round(min(float(frame_probs.get(f, 0.0)) for f in frames), 6)})
-    stance = output.get("stance")
-    if stance is not None:
-        results.append({"from_name": STANCE_NAME, "to_name": TEXT_NAME, "type": "choices",
-                        "value": {"choices": [display[stance]]},
-                        "score": round(float((output.get("stance_scores") or {}).get(stance, 0.0)), 6)})
-    for i, result in enumerate(results):
-        result["id"] = f"pred-{result['from_name']}-{i}"
-    return {"model_version": model_version, "score": float(score), "result": results}
 
 
 def guidelines_html(markdown_text: str) -> str:
@@ -204,118 +176,3 @@ def merge_exports(local: Sequence[Mapping], remote: Sequence[Mapping]) -> tuple[
     tasks.sort(key=lambda t: t.get("id") or 0)
     counts["tasks"] = len(tasks)
     return tasks, counts
-
-
-# -- agreement -----------------------------------------------------------------------------
-
-def cohen_kappa(pairs: Sequence[tuple[Any, Any]]) -> float | None:
-    """Cohen's kappa of two raters' values on the same items; None when undefined."""
-    n = len(pairs)
-    if n < 2:
-        return None
-    observed = sum(a == b for a, b in pairs) / n
-    first: dict = defaultdict(int)
-    second: dict = defaultdict(int)
-    for a, b in pairs:
-        first[a] += 1
-        second[b] += 1
-    expected = sum(first[k] * second.get(k, 0) for k in first) / (n * n)
-    if expected >= 1.0:
-        return None
-    return (observed - expected) / (1.0 - expected)
-
-
-def _label_values(record: AnnotationRecord, schema: LabelSchema) -> dict[str, Any]:
-    """A judgement as one value per label; frames and stance are missing on off-topic judgements."""
-    values: dict[str, Any] = {"off_topic": record.off_topic}
-    if not record.off_topic:
-        for frame in schema.frame_names:
-            values[f"frame_{frame}"] = frame in record.frames
-        values["stance"] = record.stance
-    return values
-
-
-def _r(x: float | None) -> float | None:
-    return None if x is None else round(x, 4)
-
-
-def agreement_report(records: Iterable[AnnotationRecord], schema: LabelSchema) -> dict:
-    """Per-label agreement over passages with two or more annotators (each annotator's latest,
-    non-cancelled judgement): Krippendorff's alpha, observed agreement, Cohen's kappa (the kappa
-    of the one annotator pair, or the mean over pairs when there are more), and the disagreements."""
-    latest: dict[tuple[str, str], AnnotationRecord] = {}
-    for r in records:
-        if r.cancelled:
-            continue
-        key = (r.passage_id, r.annotator)
-        if key not in latest or r.updated_at >= latest[key].updated_at:
-            latest[key] = r
-    by_passage: dict[str, dict[str, dict]] = defaultdict(dict)
-    for (pid, who), r in sorted(latest.items()):
-        by_passage[pid][who] = _label_values(r, schema)
-    multi = {pid: v for pid, v in by_passage.items() if len(v) >= 2}
-    labels = ["off_topic", *(f"frame_{f}" for f in schema.frame_names), "stance"]
-    annotators = sorted({who for v in multi.values() for who in v})
-    report: dict = {"passages_with_2plus_annotators": len(multi), "annotators": len(annotators), "labels": {},
-                    "pairs": [], "disagreements": []}
-    pair_kappas: dict[str, list[float]] = defaultdict(list)
-    for a, b in combinations(annotators, 2):
-        shared = [pid for pid, v in multi.items() if a in v and b in v]
-        if not shared:
-            continue
-        entry = {"annotators": [a, b], "passages": len(shared), "cohen_kappa": {}}
-        for label in labels:
-            pairs = [(multi[p][a][label], multi[p][b][label]) for p in shared
-                     if label in multi[p][a] and label in multi[p][b]]
-            kappa = cohen_kappa(pairs)
-            entry["cohen_kappa"][label] = _r(kappa)
-            if kappa is not None:
-                pair_kappas[label].append(kappa)
-        report["pairs"].append(entry)
-    for label in labels:
-        units = [[v[label] for v in judgements.values() if label in v] for judgements in multi.values()]
-        kappas = pair_kappas.get(label, [])
-        report["labels"][label] = {
-            "units": sum(len(u) >= 2 for u in units),
-            "observed": _r(observed_agreement(units)),
-            "krippendorff_alpha": _r(krippendorff_alpha_nominal(units)),
-            "cohen_kappa": _r(sum(kappas) / len(kappas)) if kappas else None,
-        }
-    for pid, judgements in sorted(multi.items()):
-        for label in labels:
-            values = {who: v[label] for who, v in judgements.items() if label in v}
-            if len(values) >= 2 and len({json.dumps(x) for x in values.values()}) > 1:
-                report["disagreements"].append({"passage_id": pid, "label": label, "values": values})
-    return report
-
-
-def agreement_markdown(report: Mapping, passages: Mapping[str, Mapping] | None = None) -> str:
-    """The agreement report for people (labels/AGREEMENT.md)."""
-    def fmt(x):
-        return "–" if x is None else f"{x:.3f}"
-
-    out = ["<!-- Written by `framing labelstudio pull`; do not edit. -->", "# Inter-annotator agreement", "",
-           f"Passages with two or more annotators: **{report['passages_with_2plus_annotators']}** "
-           f"({report['annotators']} annotators). Each annotator's latest, non-cancelled judgement counts; "
-           "frames and stance are compared among on-topic judgements only.", ""]
-    if not report["passages_with_2plus_annotators"]:
-        return "\n".join(out + ["No passage has two annotators yet.", ""])
-    out += ["| label | units | observed | Krippendorff's α | Cohen's κ |", "| --- | ---: | ---: | ---: | ---: |"]
-    for label, s in report["labels"].items():
-        out.append(f"| {label} | {s['units']} | {fmt(s['observed'])} | {fmt(s['krippendorff_alpha'])} | "
-                   f"{fmt(s['cohen_kappa'])} |")
-    out += ["", "Cohen's κ is the kappa of the one annotator pair, or the mean over pairs when there are more; "
-            "– means undefined (too few items, or one value used throughout).", ""]
-    if report["pairs"]:
-        out += ["## Annotator pairs", ""]
-        for pair in report["pairs"]:
-            kappas = ", ".join(f"{k} {fmt(v)}" for k, v in pair["cohen_kappa"].items())
-            out.append(f"- {pair['annotators'][0]} × {pair['annotators'][1]} ({pair['passages']} passages): {kappas}")
-        out.append("")
-    out += [f"## Disagreements ({len(report['disagreements'])})", ""]
-    for d in report["disagreements"]:
-        values = "; ".join(f"{who}: {json.dumps(v)}" for who, v in d["values"].items())
-        text = ((passages or {}).get(d["passage_id"]) or {}).get("text", "")
-        snippet = f" — “{text[:100]}{'…' if len(text) > 100 else ''}”" if text else ""
-        out.append(f"- `{d['passage_id']}` **{d['label']}**: {values}{snippet}")
-    return "\n".join(out) + "\n"

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from pipeline import dataset
-from pipeline.annotations import AnnotationRecord
+from pipeline.annotations import AnnotationRecord, parse_task
 from pipeline.config import DatasetParams
 from pipeline.errors import InputError
 
@@ -91,3 +91,36 @@ def test_run_writes_nothing_on_bad_annotations(tmp_path, built, params, root):
         dataset.run(built["passages"], ann, root / "configs/labels.yaml", out / "ds", out / "pq", out / "s.json",
                     out / "r.json", params.dataset, params.seed)
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_agreement_counts_only_an_annotators_latest_judgement(tmp_path, built, root, params, schema):
+    """A superseded judgement must not move any agreement figure in metrics/dataset.json, whatever
+    order the export lists it in (regression: the statistics took the last record read)."""
+    import shutil
+
+    from tests.exports import ann, task
+
+    seed_tasks = json.loads((root / "labels/annotations/seed_annotations.json").read_text(encoding="utf-8"))
+    single = next(t for t in seed_tasks if len(t["annotations"]) == 1)  # one annotator so far
+    (first,) = parse_task(single, schema, "seed")
+    other_stance = next(s for s in schema.stance_names if s != first.stance)
+    newest = ann(901, {"id": 77, "email": "second@example.org"}, sorted(first.frames), first.stance,
+                 updated="2026-11-30T10:00:00Z", schema=schema)
+    older = ann(900, {"id": 77, "email": "second@example.org"}, sorted(first.frames), other_stance,
+                updated="2026-11-29T10:00:00Z", schema=schema)
+    extra = {**task(5000, single["data"]["passage_id"]), "data": single["data"]}
+
+    def agreement(annotations: list[dict]) -> dict:
+        folder = tmp_path / "-".join(str(a["id"]) for a in annotations)
+        folder.mkdir()
+        shutil.copy(root / "labels/annotations/seed_annotations.json", folder)
+        (folder / "second.json").write_text(json.dumps([{**extra, "annotations": annotations}]), encoding="utf-8")
+        out = folder / "out"
+        stats = dataset.run(built["passages"], folder, root / "configs/labels.yaml", out / "ds", out / "pq",
+                            out / "stats.json", out / "report.json", params.dataset, params.seed)
+        return stats["agreement"]
+
+    only_latest = agreement([newest])
+    with_superseded = agreement([newest, older])  # the older judgement is read last
+    assert with_superseded == only_latest
+    assert with_superseded["stance"]["observed"] > agreement([older])["stance"]["observed"]

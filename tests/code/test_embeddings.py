@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pickle
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +16,15 @@ from sklearn.linear_model import LogisticRegression
 from model2vec import StaticModel
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fixtures_train import LABELS, build_records  # noqa: E402
-
-from pipeline.config import load_label_schema  # noqa: E402
-from pipeline.distill import DistillParams  # noqa: E402
-from pipeline.errors import InputError  # noqa: E402
-from pipeline.model import (BlendedHead, CueEmbeddingFeatures, CueFeaturizer, FramingModel,  # noqa: E402
-                            LexiconFrames, MultiLabelHead, StaticEmbedder)
-from pipeline.train import FeatureParams, Split, document_folds, make_featurizer, make_heads  # noqa: E402
+from pipeline.candidates import Context, candidate
+from pipeline.config import DistillParams, FeatureParams
+from pipeline.typed import build
+from pipeline.errors import InputError
+from pipeline.model import (BlendedHead, CueEmbeddingFeatures, CueFeaturizer, FramingModel, LexiconFrames,
+                            MultiLabelHead, StaticEmbedder)
+from pipeline.schema import load_label_schema
+from pipeline.training_data import Split, document_folds
+from tests.fixtures_train import LABELS, build_records
 
 SCHEMA = load_label_schema(LABELS)
 FRAMES, STANCES = SCHEMA.frame_names, SCHEMA.stance_names
@@ -75,7 +74,7 @@ def test_static_embedder_without_a_model_folder_says_what_to_run(tmp_path):
     with pytest.raises(InputError, match="distill"):
         StaticEmbedder(path=str(tmp_path / "missing")).fit()
     with pytest.raises(InputError, match="--embeddings"):
-        make_featurizer("embed_prior", FeatureParams(), SCHEMA, embeddings=None)
+        candidate("embed_prior").featurizer(Context(SCHEMA, tuple(FRAMES), tuple(STANCES), FeatureParams(), 0))
 
 
 def test_cue_embedding_features_match_cues_once_and_count_them_per_label(static_dir):
@@ -136,13 +135,11 @@ def test_embed_prior_model_predicts_with_cue_evidence_only(static_dir):
     for i, r in enumerate(records):
         Y[i, r["frames"]] = 1
     y = np.array([r["stance"] for r in records])
-    feat = make_featurizer("embed_prior", FeatureParams(), SCHEMA, embeddings=static_dir)
-    X = feat.fit_transform(texts)
-    fh, sh = make_heads("embed_prior", {"C": 10.0, "prior_weight": 0.5}, FRAMES, STANCES, SCHEMA,
-                        list(feat.get_feature_names_out()), seed=0)
+    ctx = Context(SCHEMA, tuple(FRAMES), tuple(STANCES), FeatureParams(), 0, str(static_dir))
+    fitted = candidate("embed_prior", C=10.0, prior_weight=0.5).fit(texts, Y, y, ctx)
     model = FramingModel(name="embed_prior", schema_version=1, frame_names=FRAMES, stance_names=STANCES,
-                         featurizer=feat, frames_head=fh.fit(X, Y), stance_head=sh.fit(X, y),
-                         thresholds=(0.5, 0.5, 0.5), evidence_top_n=3)
+                         featurizer=fitted.featurizer, frames_head=fitted.frames_head,
+                         stance_head=fitted.stance_head, thresholds=(0.5, 0.5, 0.5), evidence_top_n=3)
     out = model.predict(TEXTS)
     assert [r["decided_frames"] for r in out] == [["transactional"], ["isolated_pariah"], ["strategic_partnership"]]
     cues = {c.lower() for label in SCHEMA.frames for c in label.cues}
@@ -164,4 +161,4 @@ def test_document_folds_keep_a_group_with_its_first_document():
                                           ({"dims": 3}, "unknown key")])
 def test_distill_params_name_the_bad_field(raw, message):
     with pytest.raises(InputError, match=message):
-        DistillParams.from_mapping(raw)
+        build(DistillParams, raw, "configs/params.yaml: distill")

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
-import joblib
 import mlflow
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fixtures_train import trained_workspace  # noqa: E402
-
-from pipeline.errors import InputError  # noqa: E402
-from pipeline.evaluate import EvaluateParams, run  # noqa: E402
-from pipeline.metrics import (bootstrap_interval, frame_metrics, paired_gain, reliability,  # noqa: E402
-                              stance_metrics, wilson_interval)
-from pipeline.train import load_data  # noqa: E402
+from pipeline.config import EvaluateParams
+from pipeline.typed import build
+from pipeline.errors import InputError
+from pipeline.evaluate import run
+from pipeline.metrics import bootstrap_interval, frame_metrics, paired_gain, reliability, stance_metrics, wilson_interval
+from pipeline.model import FramingModel
+from pipeline.training_data import load_data
+from tests.fixtures_train import trained_workspace
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +34,16 @@ def evaluated(tmp_path_factory):
 def test_metrics_file_matches_recomputation(evaluated):
     m = json.loads(evaluated["metrics"].read_text())
     assert m == json.loads(json.dumps(evaluated["result"]))
-    model = joblib.load(evaluated["model"])
+    model = FramingModel.load(evaluated["model"])
     test = load_data(evaluated["dataset"]).test
-    D = model.decide(model.predict_proba_frames(test.texts)).astype(int)
+    Pf, Ps = model.predict_proba(test.texts)
+    D = model.decide(Pf).astype(int)
     t = m["test"]
     assert t["n"] == len(test.ids)
     assert t["frames"]["macro_f1"] == pytest.approx(f1_score(test.Y, D, average="macro", zero_division=0))
     assert t["frames"]["subset_accuracy"] == pytest.approx(np.mean((D == test.Y).all(axis=1)))
     assert t["frames"]["hamming_loss"] == pytest.approx(np.mean(D != test.Y))
-    s_pred = np.argmax(model.predict_proba_stance(test.texts), axis=1)
+    s_pred = np.argmax(Ps, axis=1)
     assert t["stance"]["accuracy"] == pytest.approx(np.mean(s_pred == test.y))
     assert np.array(t["stance"]["confusion_matrix"]["matrix"]).sum() == len(test.ids)
     assert set(t["frames"]["per_label"]) == set(model.frame_names)
@@ -69,7 +68,7 @@ def test_plot_files_for_dvc(evaluated):
     with (plots / "confusion" / "stance_test.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == n_test and set(rows[0]) == {"actual", "predicted"}
-    model = joblib.load(evaluated["model"])
+    model = FramingModel.load(evaluated["model"])
     for label in model.frame_names:
         assert (plots / "confusion" / f"frame_{label}_cv.csv").is_file()
         with (plots / "pr" / f"{label}_test.csv").open() as fh:
@@ -97,7 +96,7 @@ def test_logged_to_the_train_parent_run(evaluated):
 
 def test_model_card_content(evaluated):
     card = evaluated["card"].read_text()
-    model = joblib.load(evaluated["model"])
+    model = FramingModel.load(evaluated["model"])
     for label, t in zip(model.frame_names, model.thresholds):
         assert f"`{label}`: {t:.2f}" in card
     macro = evaluated["result"]["test"]["frames"]["macro_f1"]
@@ -144,9 +143,9 @@ def test_paired_gain_compares_two_models_on_the_same_resampled_passages():
 
 def test_errors(evaluated, tmp_path):
     with pytest.raises(InputError, match="bootstrap_reps"):
-        EvaluateParams.from_mapping({"bootstrap_reps": 1})
+        build(EvaluateParams, {"bootstrap_reps": 1}, "evaluate")
     with pytest.raises(InputError, match="unknown key"):
-        EvaluateParams.from_mapping({"bins": 3})
+        build(EvaluateParams, {"bins": 3}, "evaluate")
     with pytest.raises(InputError, match="run the train stage"):
         run(evaluated["dataset"], tmp_path / "missing.pkl", evaluated["oof"], evaluated["registry"], None,
             tmp_path / "m.json", tmp_path / "p", tmp_path / "c.md", EvaluateParams(), 0)

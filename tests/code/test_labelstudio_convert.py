@@ -4,10 +4,11 @@ import json
 
 import pytest
 
-from pipeline.annotations import choices_results, parse_task
+from pipeline.annotations import parse_task
 from pipeline.errors import InputError
 from pipeline.labels import label_config_xml
 from pipeline.labelstudio import active, convert, server
+from tests.exports import ann, task
 from pipeline.labelstudio.client import check_label_config, export_path
 
 
@@ -52,43 +53,6 @@ def test_task_data_has_the_seed_fields():
     assert convert.passage_locations(PASSAGE) == {("d1", 3), ("d0", 9)}
 
 
-OUTPUT = {"frames": {"isolated_pariah": 0.1, "transactional": 0.8, "strategic_partnership": 0.6},
-          "decided_frames": ["strategic_partnership", "transactional"], "stance": "critical",
-          "stance_scores": {"critical": 0.7, "neutral": 0.2, "supportive": 0.1}}
-
-
-def test_prediction_carries_frames_stance_scores_and_version(schema):
-    pred = convert.prediction(OUTPUT, schema, "lexicon@abc", 0.42)
-    assert pred["model_version"] == "lexicon@abc" and pred["score"] == 0.42
-    frames, stance = pred["result"]
-    assert frames["from_name"] == "frames" and frames["value"]["choices"] == ["Transactional", "Strategic partnership"]
-    assert frames["score"] == 0.6 and stance["value"]["choices"] == ["Critical"] and stance["score"] == 0.7
-    # a prediction's result is a valid annotation result for the schema
-    (record,) = parse_task({"id": 1, "data": {"text": "t", "passage_id": "p"},
-                            "annotations": [{"id": 1, "completed_by": 1, "result": pred["result"]}]}, schema, "x")
-    assert record.frames == {"transactional", "strategic_partnership"} and record.stance == "critical"
-
-
-def test_prediction_without_decided_frames_has_only_stance(schema):
-    pred = convert.prediction({**OUTPUT, "decided_frames": []}, schema, "m", 0.5)
-    assert [r["from_name"] for r in pred["result"]] == ["stance"]
-
-
-def test_prediction_with_labels_outside_the_schema_is_refused(schema):
-    with pytest.raises(InputError, match="not in the label schema"):
-        convert.prediction({**OUTPUT, "stance": "hostile", "stance_scores": {"hostile": 1.0}}, schema, "m", 0.5)
-
-
-# -- active learning ------------------------------------------------------------------------
-
-def test_uncertainty_and_confidence():
-    certain = {"frames": {"a": 0.0, "b": 1.0}, "stance_scores": {"x": 1.0, "y": 0.0, "z": 0.0}}
-    coin = {"frames": {"a": 0.5, "b": 0.5}, "stance_scores": {"x": 1 / 3, "y": 1 / 3, "z": 1 / 3}}
-    assert active.uncertainty(certain) == 0.0 and active.confidence(certain) == 1.0
-    assert active.uncertainty(coin) == pytest.approx(1.0) and active.confidence(coin) == pytest.approx(0.0)
-    assert 0 < active.uncertainty(OUTPUT) < 1
-
-
 def test_order_is_most_uncertain_first():
     assert active.order(["a", "b", "c"], [0.1, 0.9, 0.5]) == [1, 2, 0]
     assert active.priorities(["a", "b", "c"], [0.1, 0.9, 0.5]) == [3, 1, 2]
@@ -109,18 +73,6 @@ def test_order_without_a_model_keeps_passage_order_and_spreads_clusters():
 
 
 # -- merge rules ----------------------------------------------------------------------------
-
-def ann(ann_id, who, frames=(), stance="neutral", updated="2026-01-01T00:00:00Z", cancelled=False, off_topic=False,
-        schema=None):
-    result = [] if cancelled else choices_results(schema, frames, None if off_topic else stance, off_topic)
-    return {"id": ann_id, "completed_by": who, "result": result, "was_cancelled": cancelled,
-            "created_at": updated, "updated_at": updated}
-
-
-def task(task_id, pid, *anns):
-    return {"id": task_id, "data": {"text": f"text {pid}", "passage_id": pid, "doc_id": "d", "paragraph_index": task_id},
-            "annotations": list(anns), "predictions": [], "drafts": []}
-
 
 def test_normalise_names_annotators_and_drops_predictions(schema):
     raw = task(1, "p1", ann(1, 5, schema=schema))
@@ -191,40 +143,6 @@ def test_merge_needs_passage_ids():
 
 def test_export_path_never_is_the_seed_file(tmp_path):
     assert export_path(tmp_path, 3).name == "labelstudio_project_3.json"
-
-
-# -- agreement ------------------------------------------------------------------------------
-
-def test_cohen_kappa_known_values():
-    assert convert.cohen_kappa([("a", "a"), ("b", "b"), ("a", "a"), ("b", "b")]) == 1.0
-    assert convert.cohen_kappa([("a", "b"), ("b", "a")]) == pytest.approx(-1.0)
-    # 2x2 table [[20, 5], [10, 15]]: po = .7, pe = .5 -> .4
-    pairs = [("y", "y")] * 20 + [("y", "n")] * 5 + [("n", "y")] * 10 + [("n", "n")] * 15
-    assert convert.cohen_kappa(pairs) == pytest.approx(0.4)
-    assert convert.cohen_kappa([("a", "a"), ("a", "a")]) is None and convert.cohen_kappa([("a", "a")]) is None
-
-
-def test_agreement_report_and_markdown(schema):
-    a, b = {"id": 1, "email": "a@x"}, {"id": 2, "email": "b@x"}
-    tasks = [task(1, "p1", ann(1, a, ["transactional"], "neutral", schema=schema),
-                  ann(2, b, ["transactional"], "critical", schema=schema)),
-             task(2, "p2", ann(3, a, [], "critical", schema=schema), ann(4, b, [], "critical", schema=schema)),
-             task(3, "p3", ann(5, a, [], "neutral", schema=schema), ann(6, b, cancelled=True, schema=schema)),
-             task(4, "p4", ann(7, a, [], "supportive", schema=schema))]
-    records = [r for t in tasks for r in parse_task(t, schema, "x.json")]
-    report = convert.agreement_report(records, schema)
-    assert report["passages_with_2plus_annotators"] == 2 and report["annotators"] == 2
-    stance = report["labels"]["stance"]
-    assert stance["units"] == 2 and stance["observed"] == 0.5
-    assert stance["cohen_kappa"] == 0.0  # po = .5, pe = .5
-    assert report["disagreements"] == [{"passage_id": "p1", "label": "stance", "values": {"a@x": "neutral", "b@x": "critical"}}]
-    assert report["pairs"][0]["annotators"] == ["a@x", "b@x"]
-    json.dumps(report)  # a DVC metrics file
-    md = convert.agreement_markdown(report, {"p1": {"text": "Kim met Putin."}})
-    assert "| stance | 2 | 0.500 |" in md and "`p1` **stance**" in md and "Kim met Putin." in md
-    empty = convert.agreement_report([], schema)
-    assert empty["passages_with_2plus_annotators"] == 0
-    assert "No passage has two annotators" in convert.agreement_markdown(empty)
 
 
 # -- settings -------------------------------------------------------------------------------

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,14 +11,13 @@ from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import ComplementNB
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fixtures_train import LABELS, build_records  # noqa: E402
-
-from pipeline.config import load_label_schema  # noqa: E402
-from pipeline.errors import InputError  # noqa: E402
-from pipeline.mlflow_model import records_frame, texts_from_input  # noqa: E402
-from pipeline.model import CalibratedLinearSVC, FramingModel, MultiLabelHead, StanceHead  # noqa: E402
-from pipeline.train import FeatureParams, make_featurizer, make_heads  # noqa: E402
+from pipeline.candidates import Context, candidate
+from pipeline.config import FeatureParams
+from pipeline.errors import InputError
+from pipeline.mlflow_model import records_frame, texts_from_input
+from pipeline.model import CalibratedLinearSVC, FramingModel, MultiLabelHead, StanceHead
+from pipeline.schema import load_label_schema
+from tests.fixtures_train import LABELS, build_records
 
 SCHEMA = load_label_schema(LABELS)
 FRAMES, STANCES = SCHEMA.frame_names, SCHEMA.stance_names
@@ -33,13 +30,11 @@ def _fit(kind: str, hp: dict | None = None, thresholds=(0.5, 0.5, 0.5), records=
     for i, r in enumerate(records):
         Y[i, r["frames"]] = 1
     y = np.array([r["stance"] for r in records])
-    feat = make_featurizer(kind, FeatureParams(), SCHEMA)
-    X = feat.fit_transform(texts)
-    fh, sh = make_heads(kind, hp or {}, FRAMES, STANCES, SCHEMA, list(feat.get_feature_names_out()), seed=0)
-    fh.fit(X, Y)
-    sh.fit(X, y)
-    return FramingModel(name=kind, schema_version=1, frame_names=FRAMES, stance_names=STANCES, featurizer=feat,
-                        frames_head=fh, stance_head=sh, thresholds=thresholds, evidence_top_n=3)
+    fitted = candidate(kind, **(hp or {})).fit(texts, Y, y, Context(SCHEMA, tuple(FRAMES), tuple(STANCES),
+                                                                  FeatureParams(), seed=0))
+    return FramingModel(name=kind, schema_version=1, frame_names=FRAMES, stance_names=STANCES,
+                        featurizer=fitted.featurizer, frames_head=fitted.frames_head, stance_head=fitted.stance_head,
+                        thresholds=thresholds, evidence_top_n=3)
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +50,7 @@ TEXTS = ["Moscow wants to buy munitions and shells in exchange for grain and oil
 def test_predict_record_shape_and_consistency(logreg):
     out = logreg.predict(TEXTS)
     assert len(out) == 3
-    pf = logreg.predict_proba_frames(TEXTS)
-    ps = logreg.predict_proba_stance(TEXTS)
+    pf, ps = logreg.predict_proba(TEXTS)
     assert pf.shape == (3, 3) and ps.shape == (3, 3)
     assert np.allclose(ps.sum(axis=1), 1.0)
     for i, rec in enumerate(out):
@@ -140,7 +134,7 @@ def test_lexicon_evidence_is_matched_cues():
 
 def test_most_frequent_baseline_is_constant():
     model = _fit("most_frequent")
-    P = model.predict_proba_frames(TEXTS + ["anything at all"])
+    P, _ = model.predict_proba(TEXTS + ["anything at all"])
     assert np.allclose(P, P[0])
     assert all(r["evidence"] == {k: [] for k in r["decided_frames"]} for r in model.predict(TEXTS))
     assert isinstance(model.stance_head.estimator_, DummyClassifier)
@@ -151,7 +145,7 @@ def test_pickle_roundtrip_and_normalisation(logreg):
     assert clone.predict(TEXTS) == logreg.predict(TEXTS)
     # Raw text with zero-width characters and odd spacing normalises to the same prediction.
     messy = ["Moscow  wants to\u200b buy munitions and shells in exchange for grain and oil."]
-    assert np.allclose(clone.predict_proba_frames(messy), logreg.predict_proba_frames(TEXTS[:1]))
+    assert np.allclose(clone.predict_proba(messy)[0], logreg.predict_proba(TEXTS[:1])[0])
 
 
 def test_bad_input_is_rejected(logreg):

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fixtures_train import trained_workspace  # noqa: E402
-
-from pipeline import predict, registry  # noqa: E402
-from pipeline.errors import InputError  # noqa: E402
+from pipeline import predict, registry
+from pipeline.errors import InputError
+from tests.fixtures_train import trained_workspace
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +43,7 @@ def test_predict_from_registry_and_models_listing(trained, monkeypatch, capsys):
     predict.main(["--from-registry", "Munitions in exchange for oil."])
     rec = json.loads(capsys.readouterr().out)
     assert "transactional" in rec["decided_frames"]
-    versions = registry.list_versions(trained["uri"])
+    versions = registry.list_versions(trained["uri"], "framing-classifier")
     champ = [v for v in versions if "champion" in v["aliases"]]
     assert len(champ) == 1 and champ[0]["tags"]["candidate"] == trained["summary"]["best_candidate"]
     assert "test.score" in champ[0]["metrics"]

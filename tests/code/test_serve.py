@@ -8,13 +8,20 @@ from pipeline.errors import InputError
 from pipeline.serve import command
 
 
-def test_command_serves_the_recorded_bento_with_its_own_model(tmp_path):
+def test_command_serves_the_recorded_bento_with_server_settings_as_overrides(tmp_path, monkeypatch):
     record = tmp_path / "bento.json"
     record.write_text(json.dumps({"bento": "framing_classifier:abc", "model": "framing-classifier:def"}))
+    monkeypatch.setenv("FRAMING_WORKERS", "2")
+    monkeypatch.setenv("FRAMING_ACCESS_LOG", "on")
+    monkeypatch.delenv("BENTOML_CONFIG_OPTIONS", raising=False)
     cmd, env = command(record, "127.0.0.1", 3123)
     assert cmd[1:] == ["serve", "framing_classifier:abc", "--host", "127.0.0.1", "--port", "3123"]
-    # Pinned: outside a container BentoML ignores the Bento's envs and would load the newest model.
-    assert env == {"FRAMING_MODEL_TAG": "framing-classifier:def"}
+    # The model is the Bento's own (by alias): nothing about it is passed; server settings are.
+    assert env == {"BENTOML_CONFIG_OPTIONS": "services.framing_classifier.workers=2 "
+                                             "services.framing_classifier.logging.access.enabled=true"}
+    monkeypatch.setenv("FRAMING_WORKERS", "two")
+    with pytest.raises(InputError, match="FRAMING_WORKERS"):
+        command(record, "127.0.0.1", 3123)
 
 
 @pytest.mark.parametrize("content, message", [(None, "not found"), ("{", "not a Bento record"),

@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
-import joblib
 import mlflow
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fixtures_train import LABELS, SMALL_CANDIDATES, build_dataset, build_records, trained_workspace  # noqa: E402
-
-from pipeline.config import load_label_schema  # noqa: E402
-from pipeline.errors import InputError  # noqa: E402
-from pipeline.metrics import frame_metrics, selection_score, tune_thresholds  # noqa: E402
-from pipeline.train import (TrainParams, cross_validate, decide_promotion, load_data, project_root,  # noqa: E402
-                            run, tracking_uri)
+from pipeline.candidates import Context, cross_validate, expand
+from pipeline.config import TrainParams
+from pipeline.typed import build
+from pipeline.errors import InputError
+from pipeline.fsutil import project_root
+from pipeline.metrics import frame_metrics, selection_score, tune_thresholds
+from pipeline.model import FramingModel
+from pipeline.registry import decide_promotion
+from pipeline.schema import load_label_schema
+from pipeline.tracking import tracking_uri
+from pipeline.train import run
+from pipeline.training_data import load_data
+from tests.fixtures_train import LABELS, SMALL_CANDIDATES, build_dataset, build_records, trained_workspace
 
 SCHEMA = load_label_schema(LABELS)
 PROBE = np.array(["They want to buy munitions and shells in exchange for grain.",
@@ -36,11 +38,15 @@ def trained(tmp_path_factory):
 
 
 def test_params_defaults_and_expansion():
-    p = TrainParams.from_mapping({"candidates": {"logreg": {"grid": {"C": [1.0, 10.0]}},
-                                                 "complement_nb": {"grid": {"alpha": 0.5}}}})
-    names = [n for n, _, _ in p.expanded()]
-    assert names == ["most_frequent", "lexicon", "logreg[C=1.0]", "logreg[C=10.0]", "complement_nb[alpha=0.5]"]
-    assert TrainParams.from_mapping({}).frames_weight == 0.75
+    p = build(TrainParams, {"candidates": {"logreg": {"grid": {"C": [1.0, 10.0]}},
+                                           "complement_nb": {"grid": {"alpha": 0.5}}}}, "train")
+    candidates = expand(p.candidates)
+    assert [c.name for c in candidates] == ["most_frequent", "lexicon", "logreg[C=1.0]", "logreg[C=10.0]",
+                                            "complement_nb[alpha=0.5]"]
+    # Each candidate's hyperparameters are typed, the family's defaults filled in.
+    assert candidates[2].hyperparameters.C == 1.0 and candidates[2].hyperparameters.class_weight == "balanced"
+    assert candidates[2].grid_point == {"C": 1.0}
+    assert build(TrainParams, {}, "train").frames_weight == 0.75
 
 
 @pytest.mark.parametrize("raw, field", [
@@ -50,10 +56,12 @@ def test_params_defaults_and_expansion():
     ({"frames_weight": 1.5}, "frames_weight"),
     ({"features": {"word_ngram": [2, 1]}}, "features.word_ngram"),
     ({"threshold_grid": [0, 0.5]}, "threshold_grid"),
+    ({"candidates": {"logreg": {"grid": {"C": ["ten"]}}}}, "logreg.grid.C"),
+    ({"cv": "outlets"}, "cv"),
 ])
 def test_params_errors_name_the_field(raw, field):
     with pytest.raises(InputError, match=field.replace(".", r"\.")):
-        TrainParams.from_mapping(raw, "configs/params.yaml: train")
+        build(TrainParams, raw, "configs/params.yaml: train")
 
 
 # --------------------------------------------------------------------------- metrics and thresholds
@@ -121,9 +129,12 @@ def test_cv_survives_label_without_positives_and_single_stance(tmp_path):
         r["frames"] = [f for f in r["frames"] if f != 2]
         r["stance"] = 0
     data = load_data(build_dataset(tmp_path / "ds", records=records))
-    p = TrainParams.from_mapping({"candidates": {"logreg": {}, "linear_svm": {}, "complement_nb": {}}})
-    for _, kind, hp in p.expanded():
-        rows, Pf, Ps = cross_validate(kind, hp, data, SCHEMA, p.features, seed=0)
+    p = build(TrainParams, {"candidates": {"logreg": {}, "linear_svm": {}, "complement_nb": {}}}, "train")
+    ctx = Context(SCHEMA, tuple(data.frame_names), tuple(data.stance_names), p.features, seed=0)
+    tv = data.trainval
+    for cand in expand(p.candidates):
+        kind = cand.kind
+        rows, Pf, Ps = cross_validate(cand, tv.texts, tv.Y, tv.y, tv.fold, ctx)
         assert Pf.shape == (len(rows), 3) and np.all(np.isfinite(Pf)), kind
         assert np.all(Pf[:, 2] == 0.0) or kind == "lexicon", kind
         # Learnt heads see one stance class and predict it; the lexicon still follows its cues.
@@ -158,7 +169,7 @@ def test_run_writes_outputs_and_tracks_runs(trained):
     assert best["name"] == summary["best_candidate"]
     # The learnt/lexicon models beat the majority baseline on this data.
     assert best["cv"]["score"] > cv["candidates"][0]["cv"]["score"]
-    model = joblib.load(trained["model"])
+    model = FramingModel.load(trained["model"])
     assert model.name == summary["best_candidate"]
     assert model.thresholds.tolist() == list(best["thresholds"].values())
     oof = [json.loads(l) for l in trained["oof"].read_text().splitlines()]
@@ -182,7 +193,7 @@ def test_logged_champion_predicts_through_pyfunc(trained):
     mlflow.set_tracking_uri(trained["uri"])
     loaded = mlflow.pyfunc.load_model("models:/framing-classifier@champion")
     df = loaded.predict(PROBE)
-    model = joblib.load(trained["model"])
+    model = FramingModel.load(trained["model"])
     expected = model.predict(list(PROBE))
     assert len(df) == 2
     for i, rec in enumerate(expected):
@@ -203,7 +214,7 @@ def test_rerun_is_deterministic_and_worse_model_is_not_promoted(trained, tmp_pat
                         for c in cv["candidates"]]
     assert strip(json.loads((tmp_path / "cv2.json").read_text())) == strip(json.loads(trained["cv"].read_text()))
     assert (tmp_path / "o2.jsonl").read_text() == trained["oof"].read_text()
-    assert joblib.load(tmp_path / "m2.pkl").predict(list(PROBE)) == joblib.load(trained["model"]).predict(list(PROBE))
+    assert FramingModel.load(tmp_path / "m2.pkl").predict(list(PROBE)) == FramingModel.load(trained["model"]).predict(list(PROBE))
     assert s2["promoted"] and s2["version"] == "2" and s2["previous_champion_version"] == "1"
     assert s2["champion_test_score"] == pytest.approx(s2["candidate_test_score"])
 
@@ -222,7 +233,7 @@ def test_rerun_is_deterministic_and_worse_model_is_not_promoted(trained, tmp_pat
     dd = datasets.load_from_disk(str(bad))
     dd["test"] = datasets.load_from_disk(str(clean))["test"]
     dd.save_to_disk(str(tmp_path / "bad2"))
-    p = TrainParams.from_mapping({"candidates": SMALL_CANDIDATES, "log_models": "best"})
+    p = build(TrainParams, {"candidates": SMALL_CANDIDATES, "log_models": "best"}, "train")
     s3 = run(tmp_path / "bad2", LABELS, tmp_path / "m3.pkl", tmp_path / "cv3.json", tmp_path / "r3.json",
              tmp_path / "o3.jsonl", p, trained["seed"], trained["uri"])
     assert s3["registered"] and s3["version"] == "3"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_label_schema
+from pipeline.schema import load_label_schema
 from pipeline.model import CueFeaturizer
 from pipeline.textnorm import model_text
 

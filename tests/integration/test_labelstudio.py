@@ -25,6 +25,9 @@ class FakeModel:
     frame_names = ["isolated_pariah", "transactional", "strategic_partnership"]
     stance_names = ["critical", "neutral", "supportive"]
     thresholds = [0.5, 0.5, 0.5]
+    display_names = {"isolated_pariah": "Isolated pariah", "transactional": "Transactional",
+                     "strategic_partnership": "Strategic partnership", "critical": "Critical", "neutral": "Neutral",
+                     "supportive": "Supportive"}
 
     def __init__(self, name="fake"):
         self.name = name

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import joblib
 import pytest
 import requests
 
+from pipeline.model import FramingModel
 from tests.servers import free_port, start, stop, wait_http
 
 pytestmark = pytest.mark.integration
@@ -34,14 +35,14 @@ def packaged(trained, root):
     work, tracking = trained["work"], trained["tracking"]
     env = {**os.environ, "BENTOML_HOME": str(work / "bentoml"), "BENTOML_DO_NOT_TRACK": "true",
            "MLFLOW_TRACKING_URI": tracking, "PYTHONPATH": str(root)}
-    done = __import__("subprocess").run(
+    done = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "package", "--registry", str(work / "registry.json"),
          "--metrics", str(work / "cv.json"), "--bento", str(work / "bento.json")],
         cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads((work / "bento.json").read_text())
     name, version = record["model"].split(":")
-    model = joblib.load(work / "bentoml" / "models" / name / version / "model.pkl")
+    model = FramingModel.load(work / "bentoml" / "models" / name / version / "model.pkl")
     return {"work": work, "env": env, "record": record, "model": model}
 
 
@@ -217,8 +218,7 @@ def test_label_studio_ml_backend(api, passages, schema):
     from label_studio_sdk.label_interface import LabelInterface
 
     from pipeline.labels import label_config_xml
-    from pipeline.labelstudio.active import confidence
-    from pipeline.labelstudio.convert import prediction
+    from pipeline.labelstudio.prediction import Labels, prediction
 
     base = api["base"] + "/labelstudio"
     health = requests.get(base + "/health", timeout=10).json()
@@ -228,7 +228,7 @@ def test_label_studio_ml_backend(api, passages, schema):
     tasks = [{"id": i, "data": {"text": p["text"]}} for i, p in enumerate(passages[:5])]
     body = post(base, "/predict", {"tasks": tasks, "project": "1.1", "label_config": label_config_xml(schema)}).json()
     outputs = api["model"].predict([t["data"]["text"] for t in tasks])
-    assert body["results"] == [prediction(o, schema, version, confidence(o)) for o in outputs]
+    assert body["results"] == [prediction(o, Labels.of_model(api["model"]), version) for o in outputs]
     interface = LabelInterface(label_config_xml(schema))
     assert all(interface.validate_prediction(r) for r in body["results"])
     assert post(base, "/webhook", {"action": "ANNOTATION_CREATED"}).json() == {"status": "ok"}

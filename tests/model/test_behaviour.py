@@ -67,11 +67,12 @@ DIRECTIONAL = {
 def test_directional_wording_raises_its_frame(champion, passages, frame):
     texts = seed_texts(passages)
     j = champion.frame_names.index(frame)
-    before = champion.predict_proba_frames(texts)[:, j]
-    after = champion.predict_proba_frames([t + DIRECTIONAL[frame] for t in texts])[:, j]
+    before = champion.predict_proba(texts)[0][:, j]
+    Pf_after = champion.predict_proba([t + DIRECTIONAL[frame] for t in texts])[0]
+    after = Pf_after[:, j]
     assert np.all(after >= before - 1e-9)  # never lowers it
     assert np.mean(after > before + 1e-9) >= 0.9  # and raises it almost everywhere (saturated ones may stay)
-    decided = champion.decide(champion.predict_proba_frames([t + DIRECTIONAL[frame] for t in texts]))[:, j]
+    decided = champion.decide(Pf_after)[:, j]
     assert decided.mean() >= 0.9
 
 

@@ -31,15 +31,16 @@ def frame_recall_precision(model, items):
 
 @pytest.fixture(scope="module")
 def lexicon(trained):
-    import joblib
     import mlflow
+
+    from pipeline.model import FramingModel
 
     run_id = trained["summary"]["candidate_run_ids"]["lexicon"]
     mlflow.set_tracking_uri(trained["tracking"])
     local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="model",
                                                      dst_path=str(trained["work"] / "lexicon")))
     (pkl,) = sorted((local / "artifacts").glob("*.pkl"))
-    return joblib.load(pkl)
+    return FramingModel.load(pkl)
 
 
 def test_champion_finds_frames_in_paraphrases_without_cue_words(champion, lexicon, challenge):
@@ -66,7 +67,8 @@ def test_champion_beats_keyword_matching_on_frames_of_unseen_passages(champion, 
     y = np.array([champion.stance_names.index(item["stance"]) for item in challenge])
 
     def decisions(model):
-        return model.predict_proba_frames(texts) >= model.thresholds, model.predict_proba_stance(texts)
+        Pf, Ps = model.predict_proba(texts)
+        return model.decide(Pf), Ps
 
     gain = paired_gain(Y, y, decisions(champion), decisions(lexicon), seed=0)
     assert gain["frames_ci95"][0] > 0, gain

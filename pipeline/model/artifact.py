@@ -1,0 +1,186 @@
+"""The deployable artifact: ``FramingModel``, raw text → frame probabilities, decided frames, stance, evidence.
+
+One picklable object carries everything needed to predict from raw text: normalisation,
+the fitted featuriser, the multi-label frame head, the multi-class stance head, per-label
+frame thresholds, label names with their display names, schema version and model name.
+``FramingModel.save`` / ``FramingModel.load`` are the only way a model file is written or
+read (CLI, evaluate, promotion, Label Studio, the MLflow pyfunc, the BentoML service).
+
+``MODEL_FORMAT`` is bumped on every change of the pickled layout. ``load`` upgrades the
+formats listed in ``_UPGRADES`` and refuses any other with a "retrain" message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from pipeline.errors import InputError
+from pipeline.textnorm import model_text
+
+# 1: the layout of pipeline/model.py before it was split (no display names).
+# 2: classes in pipeline.model.{features,heads,artifact}; ``display_names``.
+MODEL_FORMAT = 2
+
+
+def default_display(key: str) -> str:
+    """``isolated_pariah`` → ``Isolated pariah``: the schema's display names for every label so far."""
+    return key.replace("_", " ").capitalize()
+
+
+class FramingModel:
+    """Everything needed to predict frames and stance from raw text (picklable).
+
+    ``thresholds[j]`` decides frame ``frame_names[j]``: decided when probability >= threshold.
+    """
+
+    def __init__(self, *, name: str, schema_version: int, frame_names: Sequence[str], stance_names: Sequence[str],
+                 featurizer, frames_head, stance_head, thresholds: Sequence[float], evidence_top_n: int = 5,
+                 config: dict | None = None, display_names: dict[str, str] | None = None):
+        self.format = MODEL_FORMAT
+        self.name = name
+        self.schema_version = int(schema_version)
+        self.frame_names = list(frame_names)
+        self.stance_names = list(stance_names)
+        self.display_names = {key: (display_names or {}).get(key) or default_display(key)
+                              for key in (*self.frame_names, *self.stance_names)}
+        self.featurizer = featurizer
+        self.frames_head = frames_head
+        self.stance_head = stance_head
+        self.thresholds = np.asarray(thresholds, dtype=float)
+        if self.thresholds.shape != (len(self.frame_names),):
+            raise ValueError(f"thresholds: expected {len(self.frame_names)} values, got {self.thresholds.shape}")
+        self.evidence_top_n = int(evidence_top_n)
+        self.config = dict(config or {})
+        self._prepare_evidence()
+
+    def _prepare_evidence(self) -> None:
+        """Cache feature names and evidence weights once, so predict() does no per-call setup."""
+        names = np.asarray(self.featurizer.get_feature_names_out(), dtype=object)
+        weights = np.asarray(getattr(self.frames_head, "explain_coef_", np.zeros((len(self.frame_names), len(names)))))
+        # Word n-grams and cue phrases read as evidence; char n-grams ("ari", "sanc"), embedding
+        # dimensions and per-label cue counts do not. Char n-grams only if nothing else exists.
+        word = np.array([n.startswith("word__") for n in names])
+        readable = word if word.any() else np.array([not n.startswith(("emb__", "label_cue__")) for n in names])
+        weights = weights * readable
+        # Only columns that can be evidence are looked at per passage (for an embedding model,
+        # the few cue columns rather than hundreds of dense embedding dimensions).
+        self._evidence_columns = np.flatnonzero((weights != 0).any(axis=0))
+        self._feature_names = np.array([n.split("__", 1)[1] if "__" in n else n for n in names],
+                                       dtype=object)[self._evidence_columns]
+        self._evidence_weights = weights[:, self._evidence_columns]
+
+    # -- vectorised API
+
+    def features(self, texts: Sequence[str]):
+        """The featuriser's matrix for raw ``texts`` (normalised here, exactly as at training)."""
+        if isinstance(texts, str):
+            raise InputError("texts: expected a list of strings, got a single string")
+        clean = []
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise InputError(f"texts[{i}]: expected a string, got {type(t).__name__}")
+            clean.append(model_text(t))
+        return self.featurizer.transform(clean)
+
+    def predict_proba(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(frame probabilities (n, n_frames), stance probabilities (n, n_stances)), columns in name order."""
+        X = self.features(texts)
+        return self.frames_head.predict_proba(X), self.stance_head.predict_proba(X)
+
+    def decide(self, frame_proba: np.ndarray) -> np.ndarray:
+        """Boolean (n, n_frames) decisions from probabilities and the stored thresholds."""
+        return np.asarray(frame_proba) >= self.thresholds
+
+    # -- record API
+
+    def predict(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        """One dict per text: frames, decided_frames, stance, stance_scores, evidence."""
+        X = self.features(texts)
+        pf = self.frames_head.predict_proba(X)
+        ps = self.stance_head.predict_proba(X)
+        decided = self.decide(pf)
+        X = sp.csr_matrix(X[:, self._evidence_columns])
+        X.sort_indices()  # ties in evidence are then broken by feature index, deterministically
+        out = []
+        for i in range(pf.shape[0]):
+            lo, hi = X.indptr[i], X.indptr[i + 1]
+            idx, val = X.indices[lo:hi], X.data[lo:hi]
+            evidence = {}
+            labels = np.flatnonzero(decided[i])
+            for j in labels:
+                contrib = val * self._evidence_weights[j, idx]
+                order = np.argsort(-contrib, kind="stable")[: self.evidence_top_n]
+                evidence[self.frame_names[j]] = [str(self._feature_names[idx[k]]) for k in order if contrib[k] > 0]
+            out.append({
+                "frames": {name: float(p) for name, p in zip(self.frame_names, pf[i])},
+                "decided_frames": [self.frame_names[j] for j in labels],
+                "stance": self.stance_names[int(np.argmax(ps[i]))],
+                "stance_scores": {name: float(p) for name, p in zip(self.stance_names, ps[i])},
+                "evidence": evidence,
+            })
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "schema_version": self.schema_version, "frame_names": self.frame_names,
+                "stance_names": self.stance_names, "display_names": dict(self.display_names),
+                "thresholds": dict(zip(self.frame_names, map(float, self.thresholds))), "config": self.config,
+                "format": self.format}
+
+    # -- files
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model to ``path`` atomically (joblib pickle); returns the path."""
+        import joblib
+
+        from pipeline.fsutil import atomic_open
+
+        with atomic_open(path, "wb") as fh:
+            joblib.dump(self, fh)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FramingModel":
+        """The model saved at ``path``; InputError (naming the file) when absent, unreadable or too old."""
+        import joblib
+
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"{path}: model not found (run the train stage)")
+        try:
+            model = joblib.load(path)
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same to the user
+            raise InputError(f"{path}: cannot load the model ({type(exc).__name__}: {exc}); it was saved by an "
+                             f"unsupported version of the pipeline: retrain it") from None
+        if not isinstance(model, cls):
+            raise InputError(f"{path}: not a FramingModel (got {type(model).__name__})")
+        return model
+
+    def __setstate__(self, state: dict) -> None:
+        fmt = state.get("format")
+        if fmt != MODEL_FORMAT:
+            upgrade = _UPGRADES.get(fmt)
+            if upgrade is None:
+                raise InputError(f"model format {fmt} is not supported (this pipeline reads formats "
+                                 f"{sorted([*_UPGRADES, MODEL_FORMAT])}); retrain")
+            state = upgrade(state)
+        self.__dict__.update(state)
+
+
+def _upgrade_from_1(state: dict) -> dict:
+    """Format 1 → 2: display names did not exist; they are derived from the keys (as the schema had them)."""
+    needed = {"_evidence_columns", "_feature_names", "_evidence_weights", "featurizer"}
+    if not needed <= set(state):
+        raise InputError("model format 1 from before evidence columns were cached is not supported; retrain")
+    state = dict(state)
+    state["display_names"] = {k: default_display(k) for k in (*state["frame_names"], *state["stance_names"])}
+    state["format"] = MODEL_FORMAT
+    return state
+
+
+_UPGRADES = {1: _upgrade_from_1}

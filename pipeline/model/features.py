@@ -1,0 +1,225 @@
+"""Featurisers: raw (model-normalised) text → feature matrices.
+
+- ``CueFeaturizer``: which cue phrases of the label schema occur (negation-aware);
+- ``StaticEmbedder``: a model2vec static sentence embedding plus similarities to label prototypes;
+- ``CueEmbeddingFeatures``: both in one matrix, with per-label cue counts.
+
+Every transform is row-independent: a passage gets the same features alone or in a batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import re
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+
+from pipeline.errors import InputError
+
+_WORD = re.compile(r"\w+")
+
+
+class CueFeaturizer(BaseEstimator, TransformerMixin):
+    """Binary presence of each cue phrase (case-insensitive, whole words) → sparse matrix.
+
+    With ``negators``, a cue counts only where no negator ends within ``negation_window``
+    words before it in the same clause ("far from a strategic partnership", "no alliance");
+    a word ending in "n't" always negates.
+    """
+
+    def __init__(self, cues: Sequence[str] = (), negators: Sequence[str] = (), negation_window: int = 3):
+        self.cues = cues
+        self.negators = negators
+        self.negation_window = negation_window
+
+    def fit(self, X=None, y=None):
+        seen: dict[str, None] = {}
+        for cue in self.cues:
+            seen.setdefault(" ".join(str(cue).lower().split()), None)
+        self.vocabulary_ = tuple(seen)
+        # Word boundaries by look-around so cues with punctuation ("sanction-hit") still match.
+        self.patterns_ = [re.compile(r"(?<!\w)" + re.escape(c) + r"(?!\w)") for c in self.vocabulary_]
+        self.negation_ = None
+        if self.negators:
+            # Longest first, so "far from" wins over "far"; ties by text, so the pattern (and the
+            # pickled model) is the same under every PYTHONHASHSEED.
+            phrases = sorted({" ".join(str(n).lower().split()) for n in self.negators}, key=lambda p: (-len(p), p))
+            alternatives = "|".join([re.escape(p).replace(r"\ ", " +") for p in phrases] + [r"[\w']*n't"])
+            # A negator, then at most negation_window words up to the cue, within one clause and
+            # before any "but" ("not only a deal but ...", "no alliance but a deal" deny no deal).
+            gap = r"[^\w'.;:!?,()\"]"
+            self.negation_ = re.compile(r"(?<![\w'])(?:%s)(?! +only\b| +just\b)(?:%s+(?!but\b|yet\b)[\w']+){0,%d}%s*$"
+                                        % (alternatives, gap, self.negation_window, gap))
+        self._index()
+        return self
+
+    def _index(self) -> None:
+        # Index cues by their first word: a text is scanned once, and a cue's pattern is
+        # tried only where its first word occurs (same matches as searching every pattern).
+        self.by_first_word_: dict[str, list[int]] = {}
+        self.anywhere_: list[int] = []
+        for j, cue in enumerate(self.vocabulary_):
+            first = _WORD.match(cue)
+            (self.by_first_word_.setdefault(first.group(), []) if first else self.anywhere_).append(j)
+
+    def _counts(self, low: str, start: int) -> bool:
+        """Whether a cue found at ``start`` counts: no negator close enough before it (same clause)."""
+        return self.negation_ is None or self.negation_.search(low, max(0, start - 80), start) is None
+
+    def transform(self, X: Iterable[str]):
+        rows, cols = [], []
+        n = 0
+        for i, text in enumerate(X):
+            low = text.lower()
+            n = i + 1
+            found = {j for j in self.anywhere_ for m in self.patterns_[j].finditer(low) if self._counts(low, m.start())}
+            for word in _WORD.finditer(low):
+                for j in self.by_first_word_.get(word.group(), ()):
+                    if j not in found and self.patterns_[j].match(low, word.start()) and self._counts(low, word.start()):
+                        found.add(j)
+            rows += [i] * len(found)
+            cols += sorted(found)
+        data = np.ones(len(rows), dtype=np.float64)
+        return sp.csr_matrix((data, (rows, cols)), shape=(n, len(self.vocabulary_)))
+
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray(self.vocabulary_, dtype=object)
+
+
+def cue_matrix(vocabulary: Sequence[str], label_cues: Sequence[Sequence[str]]) -> np.ndarray:
+    """labels × vocabulary indicator: 1 where the cue belongs to the label."""
+    index = {c: j for j, c in enumerate(vocabulary)}
+    m = np.zeros((len(label_cues), len(vocabulary)))
+    for i, cues in enumerate(label_cues):
+        for cue in cues:
+            j = index.get(" ".join(str(cue).lower().split()))
+            if j is not None:
+                m[i, j] = 1.0
+    return m
+
+
+@functools.lru_cache(maxsize=4)
+def _load_static_model(path: str, modified_ns: int):
+    """model2vec table, loaded once per folder version (CV fits the same table many times)."""
+    from model2vec import StaticModel
+
+    return StaticModel.from_pretrained(path)
+
+
+class StaticEmbedder(BaseEstimator, TransformerMixin):
+    """Sentence embedding from a model2vec static table (mean of token vectors, unit length),
+    plus the cosine similarity to each label prototype text (zero-shot priors).
+
+    ``path`` is the distill stage's folder; ``fit`` reads it and the fitted object carries the
+    table (no file is needed at predict time). ``prototypes`` are (name, text) pairs.
+    """
+
+    def __init__(self, path: str | None = None, prototypes: Sequence[tuple[str, str]] = ()):
+        self.path = path
+        self.prototypes = prototypes
+
+    def fit(self, X=None, y=None):
+        if self.path is None:
+            raise InputError("StaticEmbedder: path to a model2vec folder (the distill stage's output) is required")
+        table = Path(self.path) / "model.safetensors"
+        try:
+            self.model_ = _load_static_model(str(Path(self.path).resolve()), table.stat().st_mtime_ns if table.is_file() else 0)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{self.path}: not a model2vec static embedding folder ({exc}); run the distill stage") from None
+        self.dim_ = int(self.model_.dim)
+        self.prototype_vectors_ = self.embed([text for _, text in self.prototypes]) if self.prototypes else np.zeros((0, self.dim_))
+        return self
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, dim) float64 unit vectors (zeros for a text with no known token).
+
+        model2vec's ``encode`` (same truncation and tokens), with the per-text means done as one
+        sparse segment-sum over a float32 copy of the table: model2vec averages float16 rows one
+        length bucket at a time, which costs more than tokenising.
+        """
+        model = self.model_
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim_))
+        if model.token_mapping is not None or model.weights is not None:  # vocabulary-quantised tables
+            return model.encode(texts, use_multiprocessing=False).astype(np.float64)
+        if model.max_length is not None:
+            limit = model.max_length * model.median_token_length
+            texts = [t[:limit] for t in texts]
+        ids = model.tokenize(texts)
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        n_tokens = int(lengths.sum())
+        flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=n_tokens)
+        segments = sp.csr_matrix((np.repeat(1.0 / np.maximum(lengths, 1), lengths).astype(np.float32),
+                                  np.arange(n_tokens), np.concatenate([[0], np.cumsum(lengths)])),
+                                 shape=(len(ids), n_tokens))
+        out = np.asarray(segments @ self._table()[flat])
+        if model.normalize:
+            out /= np.linalg.norm(out, axis=1, keepdims=True) + 1e-32
+        return out.astype(np.float64)
+
+    def _table(self) -> np.ndarray:
+        # float32 copy of the (float16) table, built on first use and never pickled.
+        table = self.__dict__.get("_table32")
+        if table is None:
+            table = self._table32 = np.asarray(self.model_.embedding, dtype=np.float32)
+        return table
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_table32", None)
+        return state
+
+    def transform(self, X: Iterable[str]) -> np.ndarray:
+        E = self.embed(X)
+        if not len(self.prototype_vectors_):
+            return E
+        # einsum, not BLAS: a row's similarities must not depend on how many texts share the batch.
+        return np.hstack([E, np.einsum("ij,kj->ik", E, self.prototype_vectors_)])
+
+    def get_feature_names_out(self, input_features=None):
+        names = [f"dim{i}" for i in range(self.dim_)] + [f"sim:{name}" for name, _ in self.prototypes]
+        return np.asarray(names, dtype=object)
+
+
+class CueEmbeddingFeatures(BaseEstimator, TransformerMixin):
+    """One matrix: cue indicators, log(1 + cue count) per label, the sentence embedding and its
+    prototype similarities, named ``cue__*``, ``label_cue__*``, ``emb__*``.
+
+    Cue phrases are matched once and the per-label counts derived from that match (a
+    FeatureUnion of separate transformers matched them twice and paid joblib dispatch and
+    sparse stacking: about a third of a 64-passage prediction, bench/RESULTS.md).
+    ``label_cues`` are (name, cue phrases) pairs.
+    """
+
+    def __init__(self, cues: CueFeaturizer | None = None, embedder: StaticEmbedder | None = None,
+                 label_cues: Sequence[tuple[str, Sequence[str]]] = ()):
+        self.cues = cues
+        self.embedder = embedder
+        self.label_cues = label_cues
+
+    def fit(self, X=None, y=None):
+        self.cues_ = clone(self.cues).fit()
+        self.embedder_ = clone(self.embedder).fit()
+        self.label_matrix_ = cue_matrix(self.cues_.vocabulary_, [cues for _, cues in self.label_cues]).T
+        return self
+
+    def transform(self, X: Iterable[str]):
+        X = list(X)
+        K = self.cues_.transform(X)
+        # CSR, because scipy's sparse products compute each row on its own: dense BLAS products
+        # round differently with the batch size, and a passage must score the same alone or in a batch.
+        return sp.csr_matrix(np.hstack([K.toarray(), np.log1p(K @ self.label_matrix_), self.embedder_.transform(X)]))
+
+    def get_feature_names_out(self, input_features=None):
+        names = [f"cue__{c}" for c in self.cues_.get_feature_names_out()]
+        names += [f"label_cue__{name}" for name, _ in self.label_cues]
+        names += [f"emb__{n}" for n in self.embedder_.get_feature_names_out()]
+        return np.asarray(names, dtype=object)
+
+

@@ -70,7 +70,7 @@ def cohen_kappa(pairs: Sequence[tuple[Any, Any]]) -> float | None:
     return (observed - expected) / (1.0 - expected)
 
 
-def _label_values(record: AnnotationRecord, schema: LabelSchema) -> dict[str, Any]:
+def label_values(record: AnnotationRecord, schema: LabelSchema) -> dict[str, Any]:
     """A judgement as one value per label; frames and stance are missing on off-topic judgements."""
     values: dict[str, Any] = {"off_topic": record.off_topic}
     if not record.off_topic:
@@ -90,7 +90,7 @@ def agreement_report(judgements: Mapping[tuple[str, str], AnnotationRecord], sch
     are more), and the disagreements. ``judgements``: (passage id, annotator) → latest judgement."""
     by_passage: dict[str, dict[str, dict]] = defaultdict(dict)
     for (pid, who), r in sorted(judgements.items()):
-        by_passage[pid][who] = _label_values(r, schema)
+        by_passage[pid][who] = label_values(r, schema)
     multi = {pid: v for pid, v in by_passage.items() if len(v) >= 2}
     labels = ["off_topic", *(f"frame_{f}" for f in schema.frame_names), "stance"]
     annotators = sorted({who for v in multi.values() for who in v})

@@ -34,21 +34,33 @@ class AnnotationRecord:
     updated_at: str
     doc_id: str | None = None
     paragraph_index: int | None = None
+    adjudication: bool = False  # an adjudicator's decision on a disagreement, not a third vote
 
 
 def latest_judgements(records: Iterable[AnnotationRecord]) -> dict[tuple[str, str], AnnotationRecord]:
     """(passage id, annotator) → that annotator's latest non-cancelled judgement of the passage.
 
     The one place the rule lives: the dataset's labels and every agreement figure count exactly
-    these. Later ``updated_at`` wins; of equal timestamps, the record read last.
+    these. Later ``updated_at`` wins; of equal timestamps, the record read last. Adjudications
+    are not judgements (``latest_adjudications``): an adjudicator is never a third vote.
     """
     latest: dict[tuple[str, str], AnnotationRecord] = {}
     for record in records:
-        if record.cancelled:
+        if record.cancelled or record.adjudication:
             continue
         key = (record.passage_id, record.annotator)
         if key not in latest or record.updated_at >= latest[key].updated_at:
             latest[key] = record
+    return latest
+
+
+def latest_adjudications(records: Iterable[AnnotationRecord]) -> dict[str, AnnotationRecord]:
+    """passage id → the latest non-cancelled adjudication of the passage (it decides the labels)."""
+    latest: dict[str, AnnotationRecord] = {}
+    for record in records:
+        if record.adjudication and not record.cancelled:
+            if record.passage_id not in latest or record.updated_at >= latest[record.passage_id].updated_at:
+                latest[record.passage_id] = record
     return latest
 
 
@@ -58,8 +70,14 @@ def _annotator(value: Any) -> str:
     return str(value)
 
 
-def parse_task(task: Any, schema: LabelSchema, where: str) -> list[AnnotationRecord]:
-    """Records of one exported task; raises InputError naming ``where`` and the task id."""
+def parse_task(task: Any, schema: LabelSchema, where: str, adjudicators: Iterable[str] = ()) -> list[AnnotationRecord]:
+    """Records of one exported task; raises InputError naming ``where`` and the task id.
+
+    A record is an adjudication when its task is an adjudication task (``data.adjudication``:
+    true, as `framing labelstudio adjudicate` creates them) or its annotator is one of
+    ``adjudicators`` (``dataset.adjudicators``, for exports made before adjudication tasks existed).
+    """
+    adjudicators = set(adjudicators)
     if not isinstance(task, dict):
         raise InputError(f"{where}: each task must be a JSON object, got {type(task).__name__}")
     task_id = task.get("id")
@@ -118,11 +136,12 @@ def parse_task(task: Any, schema: LabelSchema, where: str) -> list[AnnotationRec
             off_topic=off_topic, cancelled=cancelled,
             updated_at=str(ann.get("updated_at") or ann.get("created_at") or ""),
             doc_id=data.get("doc_id"), paragraph_index=data.get("paragraph_index"),
+            adjudication=data.get("adjudication") is True or _annotator(ann["completed_by"]) in adjudicators,
         ))
     return records
 
 
-def read_export(path: str | Path, schema: LabelSchema) -> list[AnnotationRecord]:
+def read_export(path: str | Path, schema: LabelSchema, adjudicators: Iterable[str] = ()) -> list[AnnotationRecord]:
     """All annotation records in one Label Studio JSON export file."""
     path = Path(path)
     try:
@@ -133,15 +152,15 @@ def read_export(path: str | Path, schema: LabelSchema) -> list[AnnotationRecord]
         raise InputError(f"{path}:{exc.lineno}: malformed export ({exc.msg})") from None
     if not isinstance(tasks, list):
         raise InputError(f"{path}: a Label Studio JSON export is a list of tasks")
-    return [record for task in tasks for record in parse_task(task, schema, str(path))]
+    return [record for task in tasks for record in parse_task(task, schema, str(path), adjudicators)]
 
 
-def read_exports(directory: str | Path, schema: LabelSchema) -> list[AnnotationRecord]:
+def read_exports(directory: str | Path, schema: LabelSchema, adjudicators: Iterable[str] = ()) -> list[AnnotationRecord]:
     """Records of every *.json export under ``directory`` (sorted by path)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise InputError(f"{directory}: annotations folder not found")
-    return [r for path in sorted(directory.rglob("*.json")) for r in read_export(path, schema)]
+    return [r for path in sorted(directory.rglob("*.json")) for r in read_export(path, schema, adjudicators)]
 
 
 def choices_results(schema: LabelSchema, frames: Iterable[str], stance: str | None, off_topic: bool = False) -> list[dict]:

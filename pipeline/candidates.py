@@ -16,8 +16,8 @@ import numpy as np
 
 from pipeline.config import CandidateGrid, FeatureParams
 from pipeline.errors import InputError
-from pipeline.families import (BASELINES, FAMILIES, Family, LinearHyperparameters, NaiveBayesHyperparameters,
-                               PriorBlendHyperparameters, SvmHyperparameters)
+from pipeline.families import (BASELINES, FAMILIES, Family, LinearHyperparameters, MixHyperparameters,
+                               NaiveBayesHyperparameters, PriorBlendHyperparameters, SvmHyperparameters)
 from pipeline.schema import LabelSchema
 
 # --------------------------------------------------------------------------- candidates
@@ -142,16 +142,19 @@ def _cue_featurizer(candidate: Candidate, ctx: Context):
     return CueFeaturizer(cues=_all_cues(ctx.schema))
 
 
-def _tfidf_featurizer(candidate: Candidate, ctx: Context):
+def _tfidf_featurizer(candidate: Candidate, ctx: Context, char: bool = True):
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import FeatureUnion
 
     fp = ctx.features
     parts = [("word", TfidfVectorizer(analyzer="word", ngram_range=fp.word_ngram, min_df=fp.min_df,
                                       max_features=fp.max_features, sublinear_tf=fp.sublinear_tf))]
-    if fp.char_ngram:
+    if fp.char_ngram and char:
+        from pipeline.model.features import words_only
+
         parts.append(("char", TfidfVectorizer(analyzer="char_wb", ngram_range=fp.char_ngram, min_df=fp.min_df,
-                                              max_features=fp.max_features, sublinear_tf=fp.sublinear_tf)))
+                                              max_features=fp.max_features, sublinear_tf=fp.sublinear_tf,
+                                              preprocessor=words_only)))
     return FeatureUnion(parts)
 
 
@@ -174,8 +177,16 @@ def _cue_embedding_featurizer(candidate: Candidate, ctx: Context):
                                 label_cues)
 
 
+def _mixed_featurizer(candidate: Candidate, ctx: Context):
+    from pipeline.model.features import MixedFeatures
+
+    hp: MixHyperparameters = candidate.hyperparameters
+    return MixedFeatures(_tfidf_featurizer(candidate, ctx, char=hp.char_ngrams), _cue_embedding_featurizer(candidate, ctx),
+                         embedding_weight=float(hp.embedding_weight), cue_weight=float(hp.cue_weight))
+
+
 _FEATURIZERS = {"cues": _cue_featurizer, "tfidf": _tfidf_featurizer, "embedding": _embedding_featurizer,
-                "cue_embedding": _cue_embedding_featurizer}
+                "cue_embedding": _cue_embedding_featurizer, "mixed": _mixed_featurizer}
 
 
 # --------------------------------------------------------------------------- heads
@@ -253,5 +264,6 @@ _HEADS = {
     "complement_nb": _complement_nb_heads,
     "embed_logreg": lambda hp, ctx, vocabulary: _pair(_logistic(hp), ctx),
     "embed_prior": _embed_prior_heads,
+    "linear_mix": lambda hp, ctx, vocabulary: _pair(_logistic(hp), ctx),
 }
 

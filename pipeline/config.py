@@ -51,7 +51,8 @@ class DedupParams:
 
 @dataclass(frozen=True)
 class IngestParams:
-    input_dir: str = "seeds"
+    # Folders of raw documents, read in this order (dvc.yaml lists them as the stage's deps too).
+    input_dirs: tuple[str, ...] = ("seeds", "corpus/documents")
     txt_paragraphs: Literal["line", "blank_line"] = "line"
     min_words: int = 8
     sentence_end: str = r"[.!?…][\"”’'\)\]]*$"
@@ -74,11 +75,15 @@ class IngestParams:
 @dataclass(frozen=True)
 class DatasetParams:
     annotations_dir: str = "labels/annotations"
-    # "cluster": near-duplicate clusters stay together; "document": whole documents do.
-    group_by: Literal["cluster", "document"] = "cluster"
+    # What never straddles two splits: "outlet" (whole outlets: scores reflect unseen outlets),
+    # "document" (whole documents) or "cluster" (near-duplicate clusters); see pipeline/splits.py.
+    group_by: Literal["cluster", "document", "outlet"] = "outlet"
     test_fraction: float = 0.2
     validation_fraction: float = 0.15
-    cv_folds: int = 4
+    cv_folds: int = 5
+    # Annotators whose judgements are adjudications (they decide disagreements and are not a third
+    # vote), for exports made before adjudication tasks existed; adjudication tasks mark themselves.
+    adjudicators: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _require(0 < self.test_fraction < 0.5 and 0 <= self.validation_fraction < 0.5,
@@ -158,7 +163,10 @@ class TrainParams:
     threshold_grid: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 20))
     evidence_top_n: int = 5
     log_models: Literal["all", "best"] = "all"
-    cv: Literal["document", "fold"] = "document"
+    # Model selection and threshold tuning on out-of-fold predictions of: "outlet" = the dataset's
+    # folds of whole outlets (scores reflect unseen outlets; cost bounded by dataset.cv_folds),
+    # "fold" = the dataset's folds whatever its grouping, "document" = leave-one-document-out.
+    cv: Literal["outlet", "fold", "document"] = "outlet"
     features: FeatureParams = field(default_factory=FeatureParams)
     candidates: tuple[CandidateGrid, ...] = field(
         default=(CandidateGrid("embed_prior", (("C", (1.0, 10.0)), ("prior_weight", (0.5, 0.7)))),),
@@ -184,6 +192,27 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class LabelStudioParams:
+    """The annotation project: overlap, adjudication and the live model loop."""
+
+    title: str = "Framing: Russia–North Korea passages"
+    adjudication_title: str = "Framing: adjudication of disagreements"
+    # Overlap: `overlap_percent` % of the tasks are labelled by `annotators_per_task` annotators
+    # each (the rest by one), so the agreement report and adjudication always have material.
+    annotators_per_task: int = 2
+    overlap_percent: int = 100
+    backend_url: str = "http://127.0.0.1:3000/labelstudio"  # the prediction service's ML backend
+    # The ML backend's loop model: retrained in the background after this many new annotations
+    # (0: never); it orders the queue and pre-annotates, it never serves applications.
+    retrain_every: int = 20
+
+    def __post_init__(self) -> None:
+        _require(1 <= self.annotators_per_task <= 10, "labelstudio.annotators_per_task: expected 1 to 10")
+        _require(0 <= self.overlap_percent <= 100, "labelstudio.overlap_percent: expected 0 to 100")
+        _require(self.retrain_every >= 0, "labelstudio.retrain_every: expected an integer >= 0")
+
+
+@dataclass(frozen=True)
 class Params:
     """All stage parameters; one attribute per top-level key of params.yaml."""
 
@@ -193,6 +222,7 @@ class Params:
     distill: DistillParams = field(default_factory=DistillParams)
     train: TrainParams = field(default_factory=TrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    labelstudio: LabelStudioParams = field(default_factory=LabelStudioParams)
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any] | None, where: str = str(PARAMS_PATH)) -> "Params":

@@ -1,11 +1,11 @@
 """Stage `dataset`: passages + Label Studio annotations → Hugging Face DatasetDict.
 
-Joins passages and annotations by passage id, resolves several annotators by
-majority vote per label, and splits into train / validation / test so that no
-split group (a near-duplicate cluster, or a whole document) crosses splits. The
-train and validation rows also get a grouped cross-validation fold, because
-with this little data models are selected on folds, not on a handful of
-validation passages.
+Joins passages and annotations by passage id, resolves several annotators by majority vote
+per label (an adjudicator's decision, where there is one, wins), and splits into train /
+validation / test so that no group (``dataset.group_by``: whole outlets by default) crosses
+splits; split and CV fold of a group depend on its name and the seed only (``pipeline.splits``),
+so the test split never moves when annotations are added. Passage metadata (outlet, outlet
+type, country, year, event, genre) is kept for grouping and for slicing the evaluation.
 """
 
 from __future__ import annotations
@@ -13,24 +13,24 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from pipeline.agreement import dataset_agreement
-from pipeline.annotations import AnnotationRecord, latest_judgements, read_exports
+from pipeline.annotations import AnnotationRecord, latest_adjudications, latest_judgements, read_exports
 from pipeline.config import DatasetParams, load_params
 from pipeline.errors import InputError
 from pipeline.fsutil import atomic_dir, write_json
 from pipeline.schema import LabelSchema, load_label_schema
-from pipeline.unionfind import UnionFind
+from pipeline.splits import assign_splits, split_groups
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
+
+
+UNKNOWN_OUTLET_TYPE = "collected"  # documents with no outlet metadata (the seeds): each its own outlet
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,28 @@ class Example:
     sources: tuple[str, ...]
     cluster_id: str
     date: str
+    outlet: str
+    outlet_type: str
+    country: str
+    year: int
+    event: str
+    genre: str
     frames: tuple[str, ...]
     stance: str
     n_annotators: int
+    adjudicated: bool
+
+
+def passage_metadata(passage: dict) -> dict:
+    """Outlet, outlet type, country, year, event and genre of a passage (defaults where a document has none)."""
+    meta = passage.get("meta") or {}
+    date = passage.get("date") or ""
+    year = meta.get("year")
+    return {"outlet": str(meta.get("outlet") or passage["doc_id"]),
+            "outlet_type": str(meta.get("outlet_type") or UNKNOWN_OUTLET_TYPE),
+            "country": str(meta.get("country") or ""),
+            "year": int(year) if isinstance(year, int) else int(date[:4]) if date[:4].isdigit() else 0,
+            "event": str(meta.get("event") or ""), "genre": str(meta.get("genre") or "")}
 
 
 def read_passages(path: str | Path) -> dict[str, dict]:
@@ -64,9 +83,10 @@ def read_passages(path: str | Path) -> dict[str, dict]:
 
 
 def resolve(records: list[AnnotationRecord], passages: dict[str, dict], schema: LabelSchema) -> tuple[list[Example], dict]:
-    """Majority vote per passage and label; returns examples and a report of what was left out."""
+    """Majority vote per passage and label, or the adjudicator's decision where there is one;
+    returns examples and a report of what was left out (and what an adjudicator decided)."""
     by_location = {(s["doc_id"], s["paragraph_index"]): pid for pid, p in passages.items() for s in p["sources"]}
-    report: dict[str, list] = {"stale": [], "off_topic": [], "ties": [], "cancelled": []}
+    report: dict[str, list] = {"stale": [], "off_topic": [], "ties": [], "cancelled": [], "adjudicated": []}
     usable = []
     for record in records:
         if record.passage_id not in passages:
@@ -81,23 +101,29 @@ def resolve(records: list[AnnotationRecord], passages: dict[str, dict], schema: 
             report["cancelled"].append({"file": record.file, "task_id": record.task_id, "annotator": record.annotator})
             continue
         usable.append(record)
-    latest = latest_judgements(usable)
-
+    adjudications = latest_adjudications(usable)
     votes: dict[str, list[AnnotationRecord]] = defaultdict(list)
-    for (pid, _), record in sorted(latest.items()):
+    for (pid, _), record in sorted(latest_judgements(usable).items()):
         votes[pid].append(record)
 
     examples = []
     for pid in passages:  # passage order: deterministic
-        judgements = votes.get(pid)
-        if not judgements:
+        judgements = votes.get(pid, [])
+        decision = adjudications.get(pid)
+        if not judgements and decision is None:
             continue
-        n = len(judgements)
-        off = sum(j.off_topic for j in judgements)
+        if decision is not None:
+            report["adjudicated"].append({"passage_id": pid, "adjudicator": decision.annotator,
+                                          "annotators": len(judgements)})
+            judgements_used = [decision]
+        else:
+            judgements_used = judgements
+        n = len(judgements_used)
+        off = sum(j.off_topic for j in judgements_used)
         if 2 * off >= n:
             report["off_topic"].append({"passage_id": pid, "votes": off, "annotators": n})
             continue
-        on_topic = [j for j in judgements if not j.off_topic]
+        on_topic = [j for j in judgements_used if not j.off_topic]
         frames, tied = [], []
         for frame in schema.frame_names:
             yes = sum(frame in j.frames for j in on_topic)
@@ -115,72 +141,11 @@ def resolve(records: list[AnnotationRecord], passages: dict[str, dict], schema: 
         examples.append(Example(
             id=pid, text=passage["text"], doc_id=passage["doc_id"],
             sources=tuple(sorted({s["doc_id"] for s in passage["sources"]})),
-            cluster_id=passage["cluster_id"], date=passage.get("date") or "",
-            frames=tuple(frames), stance=stance_votes[0][0], n_annotators=n,
+            cluster_id=passage["cluster_id"], date=passage.get("date") or "", **passage_metadata(passage),
+            frames=tuple(frames), stance=stance_votes[0][0], n_annotators=len(judgements),
+            adjudicated=decision is not None,
         ))
     return examples, report
-
-
-def split_groups(examples: list[Example], group_by: str) -> list[str]:
-    """Group key per example: near-duplicate cluster, or connected documents.
-
-    A passage shared by several documents links them, so with ``document`` they
-    form one group; with ``cluster`` a shared passage is one row anyway.
-    """
-    if group_by == "cluster":
-        return [e.cluster_id for e in examples]
-    docs: UnionFind[str] = UnionFind()
-    clusters: dict[str, str] = {}
-    for e in examples:
-        for doc in (*e.sources, clusters.setdefault(e.cluster_id, e.sources[0])):
-            docs.union(e.sources[0], doc)
-    return [docs.find(e.sources[0]) for e in examples]
-
-
-def _grouped_fold(strata: list[str], groups: list[str], n_splits: int, seed: int) -> np.ndarray:
-    """Fold index per row from StratifiedGroupKFold (stratified as far as the groups allow)."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    n_groups = len(set(groups))
-    fold = np.zeros(len(groups), dtype=np.int32)
-    if n_groups < 2:
-        return fold
-    n_splits = max(2, min(n_splits, n_groups))
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "least populated class" on tiny data
-            for k, (_, held) in enumerate(splitter.split(np.zeros(len(groups)), strata, groups)):
-                fold[held] = k
-    except ValueError:
-        # Every class is smaller than n_splits: stratification is impossible, so
-        # deal shuffled groups to the currently smallest fold instead.
-        rng = np.random.default_rng(seed)
-        names = sorted(set(groups))
-        sizes = np.zeros(n_splits, dtype=int)
-        where = {}
-        for g in rng.permutation(names):
-            where[g] = int(np.argmin(sizes))
-            sizes[where[g]] += groups.count(g)
-        fold[:] = [where[g] for g in groups]
-    return fold
-
-
-def assign_splits(examples: list[Example], groups: list[str], params: DatasetParams, seed: int) -> tuple[list[str], np.ndarray]:
-    """Split name and CV fold (-1 for test) per example."""
-    strata = [e.stance for e in examples]
-    n = len(examples)
-    split = np.array(["train"] * n, dtype=object)
-    test_fold = _grouped_fold(strata, groups, round(1 / params.test_fraction), seed)
-    split[test_fold == 0] = "test"
-    rest = np.flatnonzero(split != "test")
-    if params.validation_fraction > 0 and len(rest):
-        n_val = max(2, round((1 - params.test_fraction) / params.validation_fraction))
-        val_fold = _grouped_fold([strata[i] for i in rest], [groups[i] for i in rest], n_val, seed + 1)
-        split[rest[val_fold == 0]] = "validation"
-    folds = np.full(n, -1, dtype=np.int32)
-    folds[rest] = _grouped_fold([strata[i] for i in rest], [groups[i] for i in rest], params.cv_folds, seed + 2)
-    return list(split), folds
 
 
 def features(frame_names, stance_names):
@@ -190,9 +155,11 @@ def features(frame_names, stance_names):
     return Features({
         "id": Value("string"), "text": Value("string"), "doc_id": Value("string"),
         "sources": Sequence(Value("string")), "group": Value("string"), "date": Value("string"),
+        "outlet": Value("string"), "outlet_type": Value("string"), "country": Value("string"),
+        "year": Value("int32"), "event": Value("string"), "genre": Value("string"),
         "frames": Sequence(ClassLabel(names=list(frame_names))),
         "stance": ClassLabel(names=list(stance_names)),
-        "fold": Value("int32"), "n_annotators": Value("int32"),
+        "fold": Value("int32"), "n_annotators": Value("int32"), "adjudicated": Value("bool"),
     })
 
 
@@ -203,20 +170,19 @@ def run(passages: str | Path, annotations: str | Path, labels: str | Path, datas
 
     schema = load_label_schema(labels)
     passage_map = read_passages(passages)
-    records = read_exports(annotations, schema)
+    records = read_exports(annotations, schema, params.adjudicators)
     examples, problems = resolve(records, passage_map, schema)
     if len(examples) < 3:
         raise InputError(f"{annotations}: only {len(examples)} usable annotated passages; need at least 3 to split")
     groups = split_groups(examples, params.group_by)
-    split_of, folds = assign_splits(examples, groups, params, seed)
+    split_of, folds = assign_splits(groups, params.test_fraction, params.validation_fraction, params.cv_folds, seed)
 
     rows: dict[str, list[dict]] = {s: [] for s in SPLITS}
     for example, group, split, fold in zip(examples, groups, split_of, folds):
-        rows[split].append({
-            "id": example.id, "text": example.text, "doc_id": example.doc_id, "sources": list(example.sources),
-            "group": group, "date": example.date, "frames": list(example.frames), "stance": example.stance,
-            "fold": int(fold), "n_annotators": example.n_annotators,
-        })
+        row = {k: getattr(example, k) for k in ("id", "text", "doc_id", "date", "outlet", "outlet_type", "country",
+                                                "year", "event", "genre", "stance", "n_annotators", "adjudicated")}
+        rows[split].append({**row, "sources": list(example.sources), "group": group, "frames": list(example.frames),
+                            "fold": int(fold)})
     feats = features(schema.frame_names, schema.stance_names)
     dsd = DatasetDict({s: Dataset.from_list(rows[s], features=feats) for s in SPLITS})
     with atomic_dir(dataset) as tmp:
@@ -225,11 +191,13 @@ def run(passages: str | Path, annotations: str | Path, labels: str | Path, datas
         for s in SPLITS:
             dsd[s].to_parquet(str(Path(tmp) / f"{s}.parquet"))
 
-    summary: dict = {"passages_annotated": len({r.passage_id for r in records}), "examples": len(examples)}
+    summary: dict = {"passages_annotated": len({r.passage_id for r in records if not r.cancelled}),
+                     "examples": len(examples), "group_by": params.group_by}
     for s in SPLITS:
         summary[s] = {
             "passages": len(rows[s]),
             "groups": len({r["group"] for r in rows[s]}),
+            "outlets": len({r["outlet"] for r in rows[s]}),
             "frames": {f: sum(f in r["frames"] for r in rows[s]) for f in schema.frame_names},
             "no_frame": sum(not r["frames"] for r in rows[s]),
             "stance": {st: sum(r["stance"] == st for r in rows[s]) for st in schema.stance_names},
@@ -240,7 +208,7 @@ def run(passages: str | Path, annotations: str | Path, labels: str | Path, datas
     write_json(stats, summary)
     write_json(report, problems)
     for kind, items in problems.items():
-        if items and kind != "cancelled":
+        if items and kind not in ("cancelled", "adjudicated"):
             log.warning("dataset: %d passage(s) left out (%s); see %s", len(items), kind, report)
     log.info("dataset: %s", ", ".join(f"{s}={len(rows[s])}" for s in SPLITS))
     return summary

@@ -16,7 +16,7 @@ import argparse
 import csv
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,10 +24,11 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, precision_recall_curve
 
 from pipeline.config import EvaluateParams, load_params
+from pipeline.model_card import model_card
 from pipeline.errors import InputError
 from pipeline.fsutil import atomic_dir, write_json, write_text
-from pipeline.metrics import (bootstrap_interval, brier_frames, brier_stance, frame_metrics, reliability,
-                              stance_metrics, wilson_interval)
+from pipeline.metrics import (bootstrap_interval, brier_frames, brier_stance, frame_metrics, paired_gain,
+                              reliability, stance_metrics, wilson_interval)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,11 @@ class Predictions:
     D: np.ndarray   # (n, frames) 0/1 decisions
     y: np.ndarray   # (n,) stance codes
     Ps: np.ndarray  # (n, stances) probabilities
+    ids: list[str] = field(default_factory=list)
+
+    def take(self, rows: np.ndarray) -> "Predictions":
+        return Predictions(self.Y[rows], self.Pf[rows], self.D[rows], self.y[rows], self.Ps[rows],
+                           [self.ids[i] for i in rows] if self.ids else [])
 
 
 def report(pred: Predictions, frame_names: Sequence[str], stance_names: Sequence[str], reps: int, bins: int,
@@ -57,6 +63,8 @@ def report(pred: Predictions, frame_names: Sequence[str], stance_names: Sequence
         lo, hi = bootstrap_interval(fn, n, seed, reps)
         return [round(lo, 4), round(hi, 4)]
 
+    per_label = {name: {**m, "f1_ci95": boot(lambda i, j=j: f1_score(pred.Y[i, j], pred.D[i, j], zero_division=0.0))}
+                 for j, (name, m) in enumerate(fm["per_label"].items())}
     return {
         "n": n,
         "frames": {
@@ -65,7 +73,7 @@ def report(pred: Predictions, frame_names: Sequence[str], stance_names: Sequence
             "macro_f1_ci95": boot(lambda i: f1_score(pred.Y[i], pred.D[i], average="macro", zero_division=0.0)),
             "micro_f1_ci95": boot(lambda i: f1_score(pred.Y[i], pred.D[i], average="micro", zero_division=0.0)),
             "subset_accuracy_ci95": [round(v, 4) for v in wilson_interval(exact, n)],
-            "per_label": fm["per_label"],
+            "per_label": per_label,
         },
         "stance": {
             **sm,
@@ -96,7 +104,8 @@ def load_oof(path: Path, n_frames: int, n_stances: int) -> Predictions:
                            np.array([r["frames_proba"] for r in rows], dtype=float),
                            np.array([r["frames_pred"] for r in rows], dtype=int),
                            np.array([r["stance_true"] for r in rows], dtype=int),
-                           np.array([r["stance_proba"] for r in rows], dtype=float))
+                           np.array([r["stance_proba"] for r in rows], dtype=float),
+                           [str(r.get("id", "")) for r in rows])
     except KeyError as exc:
         raise InputError(f"{path}: a line lacks field {exc}") from None
 
@@ -184,116 +193,43 @@ def write_pngs(out: Path, sets: dict[str, Predictions], reports: dict[str, dict]
     return paths + [path]
 
 
-# --------------------------------------------------------------------------- model card
-
-
-def _fmt(v: float, ci: Sequence[float] | None = None) -> str:
-    return f"{v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-
-
-def why_chosen(cv: dict) -> list[str]:
-    """The selection in words: the winner against the lexicon baseline and the best of every other kind."""
-    by_name = {c["name"]: c for c in cv["candidates"]}
-    best = by_name[cv["selection"]["best"]]
-    best_of_kind: dict[str, dict] = {}
-    for c in cv["candidates"]:
-        if c["kind"] != best["kind"] and c["cv"]["score"] > best_of_kind.get(c["kind"], {"cv": {"score": -1}})["cv"]["score"]:
-            best_of_kind[c["kind"]] = c
-
-    def scores(c: dict) -> str:
-        return (f"score {c['cv']['score']:.3f}: frames macro F1 {c['cv']['frames']['macro_f1']:.3f}, "
-                f"stance macro F1 {c['cv']['stance']['macro_f1']:.3f}")
-
-    def fmt(c: dict) -> str:
-        return f"`{c['name']}` ({scores(c)})"
-
-    lines = [f"`{best['name']}` has the highest out-of-fold selection score ({scores(best)}); "
-             "ties go to the higher stance F1, then to the earlier candidate (baselines first)."]
-    versus = cv["selection"].get("versus_lexicon")
-    if versus and best["name"] != versus["baseline"]:
-        def gain(task: str) -> str:
-            lo, hi = versus[f"{task}_ci95"]
-            return f"{task} macro F1 {versus[f'{task}_macro_f1_gain']:+.3f} (95% interval {lo:+.3f} to {hi:+.3f})"
-
-        clear = all(versus[f"{task}_ci95"][0] > 0 for task in ("frames", "stance"))
-        lines += ["", f"Against the `{versus['baseline']}` keyword baseline on the same {versus['n']} held-out passages "
-                  f"(paired bootstrap, {versus['resamples']} resamples): {gain('frames')}, {gain('stance')}. "
-                  + ("Both intervals lie above 0: the gain is clear." if clear else
-                     "An interval that includes 0 means that gain is not distinguishable from noise at this sample size.")]
-    lines += ["", "Best of each other kind, out-of-fold:", ""]
-    lines += [f"- {fmt(c)}" for c in sorted(best_of_kind.values(), key=lambda c: -c["cv"]["score"])]
-    return lines
-
-
-def model_card(model, reports: dict[str, dict], counts: dict[str, Any], summary: dict, cv: dict | None) -> str:
-    t, o = reports["test"], reports.get("cv")
-    selection = (cv or {}).get("selection", {})
-    if selection.get("cv") == "document":
-        cv_desc = f"leave-one-document-out CV over {selection.get('folds')} source documents"
-    else:
-        cv_desc = f"grouped {counts['folds']}-fold CV by the `fold` column"
-    lines = [
-        f"# Model card: {summary.get('model_name')} ({model.name})", "",
-        "Generated by `framing evaluate`; do not edit by hand.", "",
-        "## Model", "",
-        f"- Candidate: `{model.name}` (kind `{model.config.get('kind')}`, hyper-parameters "
-        f"`{json.dumps(model.config.get('hyperparameters', {}))}`), label schema version {model.schema_version}.",
-        f"- Registry: version {summary.get('version')} of `{summary.get('model_name')}`; promoted to "
-        f"`@{summary.get('alias')}`: {summary.get('promoted')} ({summary.get('reason', 'n/a')}).",
-        f"- MLflow parent run: `{summary.get('parent_run_id')}`.",
-        "- Input: one news passage (raw text; normalised inside the model). Output: probability per frame, "
-        "decided frames (probability >= per-label threshold), stance with scores, and evidence n-grams.", "",
-        "## Data", "",
-        f"- Train+validation passages: {counts['trainval']} ({cv_desc}); "
-        f"test passages: {counts['test']} (groups disjoint from training).",
-        "- Frame positives (train+validation / test): " + ", ".join(
-            f"{k} {counts['frames_trainval'][k]}/{counts['frames_test'][k]}" for k in model.frame_names) + ".",
-        "- Stance (train+validation / test): " + ", ".join(
-            f"{k} {counts['stance_trainval'][k]}/{counts['stance_test'][k]}" for k in model.stance_names) + ".", "",
-        "## Metrics", "",
-        "95% intervals in brackets: Wilson for accuracies, bootstrap over passages for F1. "
-        "CV figures are out-of-fold with thresholds tuned on the same predictions (slightly optimistic).", "",
-        "| metric | test | CV (out-of-fold) |", "|---|---|---|",
-    ]
-    for name, task, key in [("frames macro F1", "frames", "macro_f1"), ("frames micro F1", "frames", "micro_f1"),
-                            ("frames subset accuracy", "frames", "subset_accuracy"),
-                            ("frames Hamming loss", "frames", "hamming_loss"), ("frames Brier", "frames", "brier"),
-                            ("stance accuracy", "stance", "accuracy"), ("stance macro F1", "stance", "macro_f1"),
-                            ("stance Brier", "stance", "brier")]:
-        cells = [_fmt(r[task][key], r[task].get(f"{key}_ci95")) if r and r["n"] else "n/a" for r in (t, o)]
-        lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
-    lines += ["", "Per-label frame F1 (test): " + ", ".join(
-        f"{k} {m['f1']:.3f} (support {m['support']})" for k, m in t["frames"]["per_label"].items()) + ".", "",
-        "## Thresholds", "", "Tuned per label on out-of-fold probabilities (maximum F1, middle of any plateau):", ""]
-    lines += [f"- `{k}`: {v:.2f}" for k, v in zip(model.frame_names, model.thresholds)]
-    if cv:
-        lines += ["", "## Why this candidate", "", *why_chosen(cv)]
-        lines += ["", "## Candidates (CV)", "", f"Selection score: `{cv['selection']['formula']}` with "
-                  f"frames_weight = {cv['selection']['frames_weight']}, on {cv_desc}.", "",
-                  "| candidate | CV score | frames macro F1 | stance macro F1 | test score |", "|---|---|---|---|---|"]
-        lines += [f"| {c['name']} | {c['cv']['score']:.3f} | {c['cv']['frames']['macro_f1']:.3f} | "
-                  f"{c['cv']['stance']['macro_f1']:.3f} | {c['test']['score']:.3f} |" for c in cv["candidates"]]
-    lines += ["", "## Intended use and limits", "",
-              "- Intended use: assisting analysts in triaging English news passages about the Russia–North Korea "
-              "rapprochement by frame and stance; every prediction should be read with its evidence and checked by a person.",
-              "- Not for: automated decisions about people or outlets, other topics or languages, or measuring "
-              "media bias at scale without re-annotation and re-validation.",
-              f"- Sample size: {counts['test']} test passages, so the intervals above are wide; differences between "
-              "candidates within those intervals are not meaningful.",
-              "- Frames and stance were annotated by few annotators from one label schema; label noise and "
-              "annotator bias carry over. Source coverage is a handful of outlets and dates.",
-              "- Probabilities are calibrated only as far as the reliability curve shows; thresholds were tuned on "
-              "the same small data.", ""]
-    return "\n".join(lines)
-
-
 # --------------------------------------------------------------------------- stage
+
+
+def slice_report(pred: Predictions, key_of: dict[str, str]) -> dict[str, dict]:
+    """Frames and stance macro F1 per slice (e.g. outlet type) of one evaluation set, with its size."""
+    out: dict[str, dict] = {}
+    keys = [key_of.get(i, "") for i in pred.ids]
+    for key in sorted(set(keys)):
+        rows = np.flatnonzero(np.array(keys) == key)
+        part = pred.take(rows)
+        s_pred = np.argmax(part.Ps, axis=1)
+        out[key] = {"n": int(len(rows)),
+                    "frames_macro_f1": float(f1_score(part.Y, part.D, average="macro", zero_division=0.0)),
+                    "stance_macro_f1": float(f1_score(part.y, s_pred, average="macro", zero_division=0.0))}
+    return out
+
+
+def lexicon_versus(model, data, labels: str | Path, seed: int, reps: int) -> dict:
+    """The champion's macro-F1 gain over the keyword lexicon on the test split (paired bootstrap)."""
+    from pipeline.candidates import Context, candidate
+    from pipeline.config import FeatureParams
+    from pipeline.schema import load_label_schema
+
+    tv, t = data.trainval, data.test
+    ctx = Context(load_label_schema(labels), tuple(data.frame_names), tuple(data.stance_names), FeatureParams(), seed)
+    lexicon = candidate("lexicon").fit(tv.texts, tv.Y, tv.y, ctx)
+    X = lexicon.featurizer.transform(t.texts)
+    Lf, Ls = lexicon.frames_head.predict_proba(X), lexicon.stance_head.predict_proba(X)
+    Pf, Ps = model.predict_proba(t.texts)
+    return {"baseline": "lexicon", **paired_gain(t.Y, t.y, (model.decide(Pf), Ps), (Lf >= model.thresholds, Ls), seed, reps)}
 
 
 def run(dataset: str | Path, model_path: str | Path, oof: str | Path, train_summary: str | Path,
         cv_report: str | Path | None, metrics_out: str | Path, plots_dir: str | Path, card_out: str | Path,
-        params: EvaluateParams, seed: int = 0, tracking: str | None = None) -> dict:
-    """Evaluate ``model_path`` on the test split and the OOF predictions; write metrics, plots, card."""
+        params: EvaluateParams, seed: int = 0, tracking: str | None = None, labels: str | Path | None = None) -> dict:
+    """Evaluate the champion ``model_path`` on the test split (held-out outlets) and the candidate's OOF
+    predictions; slices by outlet type; against the lexicon (with ``labels``); write metrics, plots, card."""
     from pipeline.model import FramingModel
     from pipeline.training_data import load_data
 
@@ -308,16 +244,24 @@ def run(dataset: str | Path, model_path: str | Path, oof: str | Path, train_summ
                          f"{dataset}'s {data.frame_names}/{data.stance_names}; retrain")
     summary = json.loads(train_summary.read_text(encoding="utf-8"))
     cv = json.loads(Path(cv_report).read_text(encoding="utf-8")) if cv_report and Path(cv_report).is_file() else None
-    t = data.test
+    t, tv = data.test, data.trainval
     Pf, Ps = model.predict_proba(t.texts)
-    sets = {"test": Predictions(t.Y, Pf, model.decide(Pf).astype(int), t.y, Ps),
+    sets = {"test": Predictions(t.Y, Pf, model.decide(Pf).astype(int), t.y, Ps, list(t.ids)),
             "cv": load_oof(oof, len(model.frame_names), len(model.stance_names))}
     reports = {k: report(v, model.frame_names, model.stance_names, params.bootstrap_reps, params.reliability_bins, seed)
                for k, v in sets.items()}
+    outlet_type = dict(zip(tv.ids + t.ids, tv.outlet_types + t.outlet_types))
     metrics = {"model": model.name, "thresholds": dict(zip(model.frame_names, map(float, model.thresholds))),
-               **reports}
-    tv = data.trainval
+               **reports, "slices": {k: slice_report(v, outlet_type) for k, v in sets.items()}}
+    versus = {}
+    if labels is not None and len(t.ids):
+        versus["test"] = lexicon_versus(model, data, labels, seed, params.bootstrap_reps)
+    if cv and (cv.get("selection") or {}).get("versus_lexicon"):
+        versus["cv"] = cv["selection"]["versus_lexicon"]
+    metrics["versus_lexicon"] = versus
     counts = {"trainval": len(tv.ids), "test": len(t.ids), "folds": len(set(tv.fold[tv.fold >= 0].tolist())),
+              "outlets_trainval": len(set(tv.outlets)), "outlets_test": len(set(t.outlets)),
+              "types_trainval": len(set(tv.outlet_types)), "test_outlets": sorted(set(t.outlets)),
               "frames_trainval": dict(zip(model.frame_names, map(int, tv.Y.sum(axis=0)))),
               "frames_test": dict(zip(model.frame_names, map(int, t.Y.sum(axis=0)))),
               "stance_trainval": {k: int((tv.y == i).sum()) for i, k in enumerate(model.stance_names)},
@@ -327,7 +271,7 @@ def run(dataset: str | Path, model_path: str | Path, oof: str | Path, train_summ
         (tmp / "png").mkdir()
         pngs = [p.name for p in write_pngs(tmp / "png", sets, reports, model.frame_names, model.stance_names)]
     write_json(metrics_out, metrics)
-    write_text(card_out, model_card(model, reports, counts, summary, cv))
+    write_text(card_out, model_card(model, metrics, counts, summary, cv))
     run_id = summary.get("parent_run_id")
     if params.log_to_mlflow and run_id:
         _log_to_mlflow(tracking or summary.get("tracking_uri"), run_id, reports, Path(plots_dir), Path(card_out))
@@ -362,7 +306,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", default="metrics/evaluate.json")
     parser.add_argument("--plots", default="plots")
     parser.add_argument("--card", default="models/MODEL_CARD.md")
+    parser.add_argument("--labels", default="configs/labels.yaml", help="for the lexicon baseline on the test split")
     args = parser.parse_args(argv)
     params = load_params(args.params)
     run(args.dataset, args.model, args.oof, args.registry, args.cv_report, args.metrics, args.plots, args.card,
-        params.evaluate, params.seed)
+        params.evaluate, params.seed, labels=args.labels)

@@ -41,6 +41,14 @@ class PriorBlendHyperparameters(LinearHyperparameters):
 
 
 @dataclass(frozen=True)
+class MixHyperparameters(LinearHyperparameters):
+    C: float = 10.0
+    embedding_weight: float = 1.0   # scale of the sentence-embedding columns
+    cue_weight: float = 0.3         # scale of the cue columns
+    char_ngrams: bool = False       # add char_wb n-grams (train.features.char_ngram): slower to predict
+
+
+@dataclass(frozen=True)
 class LexiconHyperparameters:
     alpha: float = 1.0  # stance: smoothing towards the training prior
 
@@ -51,7 +59,7 @@ class Family:
 
     kind: str
     hyperparameters: type
-    featurizer: str  # "cues" | "tfidf" | "embedding" | "cue_embedding"
+    featurizer: str  # "cues" | "tfidf" | "embedding" | "cue_embedding" | "mixed"
     baseline: bool = False
 
     def hyperparameter_names(self) -> list[str]:
@@ -63,7 +71,7 @@ class Family:
 
     @property
     def needs_embeddings(self) -> bool:
-        return self.featurizer in ("embedding", "cue_embedding")
+        return self.featurizer in ("embedding", "cue_embedding", "mixed")
 
 
 FAMILIES: dict[str, Family] = {f.kind: f for f in (
@@ -74,5 +82,7 @@ FAMILIES: dict[str, Family] = {f.kind: f for f in (
     Family("complement_nb", NaiveBayesHyperparameters, "tfidf"),
     Family("embed_logreg", LinearHyperparameters, "embedding"),
     Family("embed_prior", PriorBlendHyperparameters, "cue_embedding"),
+    # Learned weighting: n-grams, negation-aware cues and the sentence embedding in one linear model.
+    Family("linear_mix", MixHyperparameters, "mixed"),
 )}
 BASELINES = tuple(k for k, f in FAMILIES.items() if f.baseline)

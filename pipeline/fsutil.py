@@ -19,6 +19,7 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode (secrets chmod their own)
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as fh:
             yield fh
@@ -31,10 +32,24 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
         raise
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     with atomic_open(path) as fh:
         json.dump(obj, fh, indent=2, ensure_ascii=False, sort_keys=False)
         fh.write("\n")
+
+
+def write_json_array(path: str | Path, items: list) -> None:
+    """A JSON array with one compact item per line: a Label Studio export stays valid JSON, a third of
+    its indented size, and a changed annotation changes one line of the diff."""
+    with atomic_open(path) as fh:
+        fh.write("[\n" + ",\n".join(json.dumps(item, ensure_ascii=False, separators=(",", ":")) for item in items)
+                 + "\n]\n")
 
 
 def write_text(path: str | Path, text: str) -> None:

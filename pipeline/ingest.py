@@ -1,6 +1,6 @@
 """Stage `ingest`: documents → cleaned, de-duplicated passages.
 
-Reads every .txt, .md, .html/.htm and .jsonl document under ``input_dir``,
+Reads every .txt, .md, .html/.htm and .jsonl document under the ``ingest.input_dirs`` folders,
 removes web-page boilerplate by the rules in params.yaml (navigation, photo
 captions and credits, teasers, everything after an end-of-article marker),
 cuts the rest into paragraphs and writes one JSON line per unique passage:
@@ -24,7 +24,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -174,11 +174,16 @@ def _html_paragraphs(path: Path) -> Iterator[RawParagraph]:
         pos += len(text) + 2  # blocks joined by a blank line
 
 
-def read_documents(input_dir: Path, txt_mode: str) -> Iterator[Document]:
-    """Yield the documents under ``input_dir`` in sorted path order."""
-    paths = sorted(p for p in input_dir.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
-    if not paths:
-        raise InputError(f"{input_dir}: no documents found (looked for {', '.join(SUFFIXES)})")
+def read_documents(input_dirs: Sequence[Path], txt_mode: str) -> Iterator[Document]:
+    """Yield the documents under each of ``input_dirs`` in turn, in sorted path order within each."""
+    for input_dir in input_dirs:
+        paths = sorted(p for p in Path(input_dir).rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+        if not paths:
+            raise InputError(f"{input_dir}: no documents found (looked for {', '.join(SUFFIXES)})")
+        yield from _documents(paths, txt_mode)
+
+
+def _documents(paths: Sequence[Path], txt_mode: str) -> Iterator[Document]:
     for path in paths:
         rel = path.as_posix()
         if path.stat().st_size == 0:
@@ -308,14 +313,16 @@ class SignatureBuffer:
 
 
 
-def run(input_dir: str | Path, passages: str | Path, report: str | Path, params: IngestParams, seed: int = 0) -> dict:
-    """Ingest every document under ``input_dir``; write ``passages`` (JSONL) and ``report`` (JSON).
-
-    Raises InputError naming the file (and line) on bad input; nothing is written then.
+def run(input_dirs: str | Path | Sequence[str | Path], passages: str | Path, report: str | Path,
+        params: IngestParams, seed: int = 0) -> dict:
+    """Ingest every document under ``input_dirs`` (one folder or several); write ``passages`` (JSONL)
+    and ``report`` (JSON). Raises InputError naming the file (and line) on bad input; nothing is written then.
     """
-    input_dir, passages, report = Path(input_dir), Path(passages), Path(report)
-    if not input_dir.is_dir():
-        raise InputError(f"{input_dir}: input folder not found")
+    input_dirs = [Path(input_dirs)] if isinstance(input_dirs, (str, Path)) else [Path(d) for d in input_dirs]
+    passages, report = Path(passages), Path(report)
+    for input_dir in input_dirs:
+        if not input_dir.is_dir():
+            raise InputError(f"{input_dir}: input folder not found")
     cleaner = Cleaner(params)
     hasher = MinHasher(params.dedup.num_perm, params.dedup.shingle_words, seed=seed)
     stats: Counter = Counter()
@@ -327,7 +334,7 @@ def run(input_dir: str | Path, passages: str | Path, report: str | Path, params:
     signatures = SignatureBuffer(params.dedup.num_perm)
     passages.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile("w+", encoding="utf-8", dir=passages.parent) as spool:
-        for doc in tqdm(read_documents(input_dir, params.txt_paragraphs), desc="ingest", unit="doc", disable=None):
+        for doc in tqdm(read_documents(input_dirs, params.txt_paragraphs), desc="ingest", unit="doc", disable=None):
             kept = 0
             for index, para, text in cleaner.clean(doc, stats):
                 kept += 1
@@ -374,9 +381,9 @@ def run(input_dir: str | Path, passages: str | Path, report: str | Path, params:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="framing ingest", description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="configs/params.yaml")
-    parser.add_argument("--input-dir", help="overrides ingest.input_dir")
+    parser.add_argument("--input-dir", action="append", help="a document folder (repeatable); overrides ingest.input_dirs")
     parser.add_argument("--passages", default="data/passages.jsonl")
     parser.add_argument("--report", default="metrics/ingest.json")
     args = parser.parse_args(argv)
     params = load_params(args.params)
-    run(args.input_dir or params.ingest.input_dir, args.passages, args.report, params.ingest, params.seed)
+    run(args.input_dir or params.ingest.input_dirs, args.passages, args.report, params.ingest, params.seed)

@@ -42,6 +42,16 @@ def label_config_xml(schema: LabelSchema) -> str:
     return "\n".join(lines) + "\n"
 
 
+def adjudication_config_xml(schema: LabelSchema) -> str:
+    """The adjudication project's labeling config: the annotation config plus what each annotator chose."""
+    passage = f'  <Text name="{TEXT_NAME}" value="${TEXT_NAME}" granularity="word"/>\n'
+    shown = passage + ('  <Header value="What the annotators chose (decide; your labels replace theirs)"/>\n'
+                       '  <Text name="judgements" value="$judgements"/>\n')
+    config = label_config_xml(schema)
+    assert passage in config
+    return config.replace(passage, shown, 1)
+
+
 def _header(name: str, schema: LabelSchema) -> str:
     return {
         FRAMES_NAME: "Frames (choose every frame the passage uses; none is fine)",
@@ -70,6 +80,10 @@ def guidelines_markdown(schema: LabelSchema) -> str:
         "not rules: a cue inside a negation (\"far from a strategic partnership\") does not make the frame.",
         "",
     ]
+    if schema.hard_cases:
+        out += ["## Hard cases", "", "How the definitions below apply where annotators found them open:", ""]
+        out += [f"{i}. {case}" for i, case in enumerate(schema.hard_cases, 1)]
+        out.append("")
     for title, labels in (("Frames", schema.frames), ("Stance", schema.stance), ("Flags", schema.flags)):
         out += [f"## {title}", ""]
         for label in labels:

@@ -2,8 +2,8 @@
 and `framing models` (versions, aliases, scores, promotion decisions).
 
 Promotion rule (``decide_promotion``): the alias moves only to a model at least as good as the
-current holder scored now on the same test passages; a holder that cannot be scored is never
-blindly replaced. Reading the holder, scoring it and moving the alias happen under one lock
+current holder, both scored now on the same test passages, and only on passages the holder never
+trained on (the train stage's ``compare``); a holder that cannot be scored is never blindly replaced. Reading the holder, scoring it and moving the alias happen under one lock
 (``promotion_lock``), and the alias is moved only if it still points where it pointed when the
 holder was read (compare-and-set), so two concurrent trains cannot both promote.
 """
@@ -123,16 +123,27 @@ class Candidate:
     cv_score: float
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """Champion and candidate scored on the same test passages, none of which the champion trained on."""
+
+    champion_score: float
+    candidate_score: float
+    passages: int
+    how: str  # "re-scored" (the champion predicted now) or "stored" (its logged test predictions)
+
+
 def register(uri: str, model_name: str, alias: str, candidate: Candidate,
-             score_champion: Callable[[Any], float], enabled: bool = True) -> dict:
+             compare: Callable[[Any], Comparison], enabled: bool = True) -> dict:
     """Register ``candidate`` and move ``alias`` to it if ``decide_promotion`` says so.
 
-    ``score_champion(model)`` scores the current holder on the candidate's test passages (raising
-    when it cannot); returns the summary recorded in models/registry.json.
+    ``compare(holder)`` scores the alias holder (a ModelVersion) and the candidate on the same test
+    passages, raising when it cannot; returns the summary recorded in models/registry.json.
     """
     summary: dict[str, Any] = {"model_name": model_name, "alias": alias, "registered": False, "version": None,
                                "promoted": False, "previous_champion_version": None, "champion_version": None,
-                               "champion_test_score": None, "candidate_test_score": candidate.test_score}
+                               "champion_test_score": None, "candidate_test_score": candidate.test_score,
+                               "comparison": None}
     if not enabled:
         summary["reason"] = "registration disabled (train.register: false)"
         return summary
@@ -144,14 +155,18 @@ def register(uri: str, model_name: str, alias: str, candidate: Candidate,
     with promotion_lock(uri):
         holder = alias_holder(client, model_name, alias)
         champ_version = str(holder.version) if holder is not None else None
-        champ_score = error = None
+        champ_score = error = comparison = None
+        candidate_score = candidate.test_score
         if holder is not None:
             try:
-                champ_score = score_champion(load_version(uri, model_name, champ_version))
+                comparison = compare(holder)
+                champ_score, candidate_score = comparison.champion_score, comparison.candidate_score
             except Exception as exc:  # noqa: BLE001 - a champion we cannot score must not be silently replaced
                 error = f"{type(exc).__name__}: {exc}"
-        promote, reason = decide_promotion(candidate.test_score, champ_score, champion_version=champ_version,
+        promote, reason = decide_promotion(candidate_score, champ_score, champion_version=champ_version,
                                            champion_error=error)
+        if comparison is not None:
+            reason += f" (on {comparison.passages} test passages it never trained on, {comparison.how})"
         with quiet_mlflow():
             version = str(mlflow.register_model(candidate.model_uri, model_name).version)
         for key, value in {"candidate": candidate.name, "run_id": candidate.run_id,
@@ -171,7 +186,10 @@ def register(uri: str, model_name: str, alias: str, candidate: Candidate,
             log.warning("train: not promoting %s v%s: %s", model_name, version, reason)
     summary.update({"registered": True, "version": version, "promoted": promote, "reason": reason,
                     "previous_champion_version": champ_version, "champion_test_score": champ_score,
-                    "champion_version": version if promote else champ_version})
+                    "champion_version": version if promote else champ_version,
+                    "comparison": None if comparison is None else {
+                        "passages": comparison.passages, "how": comparison.how,
+                        "champion_score": comparison.champion_score, "candidate_score": comparison.candidate_score}})
     return summary
 
 

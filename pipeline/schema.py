@@ -36,6 +36,7 @@ class LabelSchema:
     stance: tuple[Label, ...]
     flags: tuple[Label, ...]
     negators: tuple[str, ...] = ()  # words/phrases that cancel a cue found shortly after them
+    hard_cases: tuple[str, ...] = ()  # how the definitions apply to cases annotators found open
 
     @property
     def frame_names(self) -> list[str]:
@@ -103,6 +104,7 @@ def load_label_schema(path: str | Path = LABELS_PATH) -> LabelSchema:
         stance=_labels(raw["stance"]["labels"], f"{where}: stance.labels"),
         flags=_labels(raw.get("flags") or {"off_topic": {"display": "Off-topic", "definition": "Off-topic."}}, f"{where}: flags"),
         negators=_phrases(raw.get("negators"), f"{where}: negators"),
+        hard_cases=_sentences(raw.get("hard_cases"), f"{where}: hard_cases"),
     )
 
 
@@ -116,3 +118,11 @@ def _phrases(raw: Any, where: str) -> tuple[str, ...]:
             hint = " (quote it: YAML reads a bare no/yes as a boolean)" if isinstance(phrase, bool) else ""
             raise InputError(f"{where}[{i}]: expected a non-empty string, got {phrase!r}{hint}")
     return tuple(" ".join(p.lower().split()) for p in raw)
+
+
+def _sentences(raw: Any, where: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(x, str) and x.strip() for x in raw):
+        raise InputError(f"{where}: expected a list of non-empty strings")
+    return tuple(" ".join(x.split()) for x in raw)

@@ -11,9 +11,12 @@ For every candidate (``pipeline.candidates``: family × grid point, plus the alw
    to the earlier candidate (baselines come first, so a model must beat them);
 4. refit on all train+validation rows, evaluate on test, log to MLflow (a nested run).
 
-The best candidate is saved to ``model``, registered as ``train.model_name`` and given the
-alias ``train.alias`` by ``pipeline.registry.register``. The OOF scores are slightly
-optimistic: thresholds are tuned on the same OOF predictions they are scored on.
+The best candidate is saved to ``candidate``, registered as ``train.model_name`` with the ids
+of the passages it trained on and its test predictions, and given the alias ``train.alias``
+by ``pipeline.registry.register`` only if it scores at least as well as the alias holder on
+the test passages the holder never trained on. ``model`` is then the champion, whichever it is:
+what `framing labelstudio push`, `framing predict` and the model card mean by "the model".
+The OOF scores are slightly optimistic: thresholds are tuned on the same OOF predictions.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import warnings
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from pipeline import registry
@@ -38,23 +42,26 @@ from pipeline.metrics import paired_gain, split_scores, tune_thresholds
 from pipeline.model import FramingModel
 from pipeline.schema import LabelSchema, load_label_schema
 from pipeline.tracking import experiment_id, flat_metrics, log_framing_model, run_tags, tracking_uri
-from pipeline.training_data import Data, document_folds, load_data
+from pipeline.training_data import Data, check_outlet_folds, document_folds, load_data
 
 log = logging.getLogger(__name__)
 
 # Run ids, model URIs and timings differ between identical runs: they go to MLflow and
 # registry_out, never into the cv_report metric.
 VOLATILE = ("run_id", "model_uri", "train_seconds")
+TRAINING_IDS, TEST_PREDICTIONS = "training_ids.json", "test_predictions.json"  # logged with the best run
 
 
 def run(dataset: str | Path, labels: str | Path | LabelSchema, model_out: str | Path, cv_report: str | Path,
         registry_out: str | Path, oof_out: str | Path, params: TrainParams, seed: int = 0,
-        tracking: str | None = None, embeddings: str | Path | None = None) -> dict:
+        tracking: str | None = None, embeddings: str | Path | None = None,
+        candidate_out: str | Path | None = None) -> dict:
     """Select, refit, save, track and (maybe) promote. Returns the registry summary written to ``registry_out``.
 
-    Writes ``model_out`` (FramingModel), ``cv_report`` (per-candidate CV/test scores), ``oof_out``
-    (the best candidate's OOF predictions, JSONL) and ``registry_out``. ``tracking`` overrides the
-    MLflow tracking URI; ``embeddings`` is the distill stage's static embedding folder.
+    Writes ``candidate_out`` (this run's best FramingModel; default: beside ``model_out``),
+    ``model_out`` (the champion after the promotion decision), ``cv_report`` (per-candidate CV/test
+    scores), ``oof_out`` (the best candidate's OOF predictions, JSONL) and ``registry_out``.
+    ``tracking`` overrides the MLflow tracking URI; ``embeddings`` is the distill stage's table.
     """
     import mlflow
 
@@ -66,6 +73,8 @@ def run(dataset: str | Path, labels: str | Path | LabelSchema, model_out: str | 
         if len(set(tv.fold.tolist())) < 2:
             raise InputError(f"{dataset}: train+validation passages come from fewer than 2 documents; "
                              "leave-one-document-out needs 2 or more (or set train.cv: fold)")
+    elif params.cv == "outlet":
+        check_outlet_folds(tv, str(dataset))
     if set(schema.frame_names) != set(data.frame_names) or set(schema.stance_names) != set(data.stance_names):
         log.warning("train: label names in %s differ from the labels file; the lexicon matches cues by key", dataset)
     ctx = Context(schema, tuple(data.frame_names), tuple(data.stance_names), params.features, seed,
@@ -124,15 +133,23 @@ def run(dataset: str | Path, labels: str | Path | LabelSchema, model_out: str | 
         best = max(results, key=lambda r: (round(r["cv"]["score"], 12), round(r["cv"]["stance"]["macro_f1"], 12)))
         model = models[best["name"]]
         versus = _versus_baseline(data, models, oofs, best["name"], seed)
-        if best["model_uri"] is None:
-            with mlflow.start_run(run_id=best["run_id"], nested=True):
+        with mlflow.start_run(run_id=best["run_id"], nested=True):
+            if best["model_uri"] is None:
                 best["model_uri"] = log_framing_model(mlflow, model, tv.texts, Path(tmp)).model_uri
-        model.save(model_out)
+            # What a later promotion needs to compare fairly with this model, without unpickling it.
+            mlflow.log_dict({"ids": sorted(tv.ids)}, TRAINING_IDS)
+            mlflow.log_dict(_test_predictions(model, data), TEST_PREDICTIONS)
+        model.save(candidate_out or Path(model_out).with_name("candidate.pkl"))
         _write_oof(oof_out, data, *oofs[best["name"]], model.thresholds)
         summary = registry.register(
             uri, params.model_name, params.alias,
             registry.Candidate(best["name"], best["run_id"], best["model_uri"], best["test"]["score"], best["cv"]["score"]),
-            lambda champion: _score_on_test(champion, data, params.frames_weight), enabled=params.register)
+            lambda holder: _compare(holder, uri, params.model_name, model, data, params.frames_weight),
+            enabled=params.register)
+        champion = model
+        if summary["registered"] and not summary["promoted"] and summary["champion_version"]:
+            champion = registry.load_version(uri, params.model_name, summary["champion_version"])
+        champion.save(model_out)
         summary.update({"parent_run_id": parent.info.run_id, "experiment_id": exp_id, "tracking_uri": uri,
                         "best_candidate": best["name"], "best_run_id": best["run_id"], "model_uri": best["model_uri"],
                         "candidate_run_ids": {r["name"]: r["run_id"] for r in results},
@@ -152,13 +169,57 @@ def run(dataset: str | Path, labels: str | Path | LabelSchema, model_out: str | 
     return summary
 
 
-def _score_on_test(champion: FramingModel, data: Data, frames_weight: float) -> float:
-    """The current champion's selection score on this run's test split (raises when it cannot be compared)."""
-    if champion.frame_names != data.frame_names or champion.stance_names != data.stance_names:
-        raise InputError("its label names differ from the dataset's")
+def _test_predictions(model: FramingModel, data: Data) -> dict:
+    """The model's test-split probabilities and thresholds, by passage id (logged with its run)."""
+    Pf, Ps = model.predict_proba(data.test.texts)
+    return {"frame_names": model.frame_names, "stance_names": model.stance_names,
+            "thresholds": model.thresholds.tolist(),
+            "passages": {pid: {"frames": f.tolist(), "stance": s.tolist()} for pid, f, s in zip(data.test.ids, Pf, Ps)}}
+
+
+def _logged(run_id: str, name: str) -> dict | None:
+    """A JSON artifact of a run, or None when the run has none (versions registered before it existed)."""
+    import mlflow
+
+    try:
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/{name}")
+    except Exception:  # noqa: BLE001 - MLflow raises several types for a missing artifact
+        return None
+
+
+def _compare(holder, uri: str, model_name: str, candidate: FramingModel, data: Data,
+             frames_weight: float) -> registry.Comparison:
+    """Champion (``holder``) and candidate on the test passages the champion never trained on.
+
+    The champion predicts now when its format can be loaded; otherwise its logged test predictions
+    stand in, on the passages they cover. Raises when no passage is left to compare on.
+    """
     t = data.test
-    return split_scores(t.Y, t.y, *champion.predict_proba(t.texts), champion.thresholds, data.frame_names,
-                        frames_weight)["score"]
+    trained = set((_logged(holder.run_id, TRAINING_IDS) or {}).get("ids", ()))
+    rows = [i for i, pid in enumerate(t.ids) if pid not in trained]
+    how = "re-scored"
+    try:
+        champion = registry.load_version(uri, model_name, str(holder.version))
+        if champion.frame_names != data.frame_names or champion.stance_names != data.stance_names:
+            raise InputError("its label names differ from the dataset's")
+        Pf, Ps = champion.predict_proba([t.texts[i] for i in rows])
+        thresholds = champion.thresholds
+    except InputError as exc:
+        stored = _logged(holder.run_id, TEST_PREDICTIONS)
+        if not stored or stored.get("frame_names") != data.frame_names or stored.get("stance_names") != data.stance_names:
+            raise InputError(f"{exc}; and no comparable logged test predictions") from None
+        rows = [i for i in rows if t.ids[i] in stored["passages"]]
+        Pf = np.array([stored["passages"][t.ids[i]]["frames"] for i in rows]).reshape(len(rows), len(data.frame_names))
+        Ps = np.array([stored["passages"][t.ids[i]]["stance"] for i in rows]).reshape(len(rows), len(data.stance_names))
+        thresholds, how = np.asarray(stored["thresholds"]), "from its logged test predictions"
+    if not rows:
+        raise InputError("no test passage that the champion did not train on")
+    Y, y = t.Y[rows], t.y[rows]
+    mine = candidate.predict_proba([t.texts[i] for i in rows])
+    return registry.Comparison(
+        champion_score=split_scores(Y, y, Pf, Ps, thresholds, data.frame_names, frames_weight)["score"],
+        candidate_score=split_scores(Y, y, *mine, candidate.thresholds, data.frame_names, frames_weight)["score"],
+        passages=len(rows), how=how)
 
 
 def _versus_baseline(data: Data, models: dict, oofs: dict, best: str, seed: int, baseline: str = "lexicon") -> dict | None:
@@ -193,7 +254,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="configs/params.yaml")
     parser.add_argument("--labels", default="configs/labels.yaml")
     parser.add_argument("--dataset", default="data/dataset")
-    parser.add_argument("--model", default="models/model.pkl")
+    parser.add_argument("--model", default="models/model.pkl", help="the champion after this run's decision")
+    parser.add_argument("--candidate", default="models/candidate.pkl", help="this run's best candidate")
     parser.add_argument("--cv-report", default="metrics/cv.json")
     parser.add_argument("--registry", default="models/registry.json")
     parser.add_argument("--oof", default="models/cv_predictions.jsonl")
@@ -204,5 +266,5 @@ def main(argv: list[str] | None = None) -> None:
         # MLflow's dataset schema hint about integer columns (fold, stance codes): they never hold missing values.
         warnings.filterwarnings("ignore", message=".*integer column.*")
         summary = run(args.dataset, load_label_schema(args.labels), args.model, args.cv_report, args.registry,
-                      args.oof, params.train, params.seed, embeddings=args.embeddings)
+                      args.oof, params.train, params.seed, embeddings=args.embeddings, candidate_out=args.candidate)
     print(json.dumps({k: summary[k] for k in ("best_candidate", "version", "promoted", "reason")}))

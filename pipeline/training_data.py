@@ -8,7 +8,7 @@ stage's own (``pipeline.dataset.features``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +29,20 @@ class Split:
     Y: np.ndarray  # (n, n_frames) 0/1
     y: np.ndarray  # (n,) stance codes
     fold: np.ndarray
+    outlets: list[str] = field(default_factory=list)
+    outlet_types: list[str] = field(default_factory=list)
 
     def take(self, idx: np.ndarray) -> "Split":
-        return Split([self.ids[i] for i in idx], [self.texts[i] for i in idx], [self.groups[i] for i in idx],
-                     [self.docs[i] for i in idx], self.Y[idx], self.y[idx], self.fold[idx])
+        pick = lambda xs: [xs[i] for i in idx] if xs else []  # noqa: E731
+        return Split(pick(self.ids), pick(self.texts), pick(self.groups), pick(self.docs), self.Y[idx], self.y[idx],
+                     self.fold[idx], pick(self.outlets), pick(self.outlet_types))
 
     @classmethod
     def concat(cls, parts: list["Split"]) -> "Split":
-        return cls(sum((p.ids for p in parts), []), sum((p.texts for p in parts), []),
-                   sum((p.groups for p in parts), []), sum((p.docs for p in parts), []),
+        join = lambda name: sum((getattr(p, name) for p in parts), [])  # noqa: E731
+        return cls(join("ids"), join("texts"), join("groups"), join("docs"),
                    np.vstack([p.Y for p in parts]), np.concatenate([p.y for p in parts]),
-                   np.concatenate([p.fold for p in parts]))
+                   np.concatenate([p.fold for p in parts]), join("outlets"), join("outlet_types"))
 
     def frame(self):
         """pandas view for mlflow.data (labels as lists of codes / codes)."""
@@ -97,12 +100,26 @@ def load_data(path: str | Path) -> Data:
         for i, codes in enumerate(d["frames"]):
             Y[i, list(codes)] = 1
         return Split(list(d["id"]), [model_text(t) for t in d["text"]], list(d["group"]), list(d["doc_id"]), Y,
-                     np.asarray(d["stance"], dtype=int), np.asarray(d["fold"], dtype=int))
+                     np.asarray(d["stance"], dtype=int), np.asarray(d["fold"], dtype=int), list(d["outlet"]),
+                     list(d["outlet_type"]))
 
     trainval = Split.concat([split("train"), split("validation")])
     if len(set(trainval.fold[trainval.fold >= 0].tolist())) < 2:
         raise InputError(f"{path}: column 'fold' has fewer than 2 folds over train+validation; cannot cross-validate")
     return Data(frame_names, stance_names, trainval, split("test"))
+
+
+def check_outlet_folds(split: Split, where: str) -> None:
+    """InputError unless every outlet of ``split`` lies in one CV fold (``train.cv: outlet``)."""
+    folds: dict[str, set[int]] = {}
+    for outlet, fold in zip(split.outlets, split.fold.tolist()):
+        folds.setdefault(outlet, set()).add(fold)
+    spread = sorted(o for o, f in folds.items() if len(f) > 1)
+    if spread:
+        raise InputError(f"{where}: outlets {spread[:5]} span several CV folds: the dataset was not grouped by outlet; "
+                         "set dataset.group_by: outlet (or train.cv: fold)")
+    if len(set(split.fold.tolist())) < 2:
+        raise InputError(f"{where}: fewer than 2 CV folds of outlets; annotate passages of more outlets")
 
 
 def document_folds(split: Split) -> np.ndarray:

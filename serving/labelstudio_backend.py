@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from pipeline.labelstudio.prediction import prediction
+from pipeline.labelstudio.prediction import model_version_label, prediction
 
 MAX_TASKS = 256
 
@@ -29,8 +29,9 @@ def _service():
 
 
 def model_version(service) -> str:
+    """``framing-classifier@v3``: the registered model and version, as `framing labelstudio push` names it."""
     info = service.model_info
-    return f"{info['name']}@v{info['version']}"
+    return model_version_label(info["registered_as"], info["version"])
 
 
 async def health(request: Request) -> JSONResponse:

@@ -88,7 +88,8 @@ class FramingClassifier:
         self.model = FramingModel.load(self.bento_model.path_of("model.pkl"))
         info = self.bento_model.info
         self.model_info = {"name": self.model.name, "tag": str(info.tag),
-                           "version": info.labels.get("mlflow_version", str(info.tag.version))}
+                           "version": info.labels.get("mlflow_version", str(info.tag.version)),
+                           "registered_as": info.labels.get("mlflow_model", str(info.tag.name))}
         self.labels = Labels.of_model(self.model)
         self.metadata_doc = self._metadata()
         self.batcher = MicroBatcher(self.model.predict, max_batch=64)

@@ -40,7 +40,7 @@ def built(tmp_path_factory, params):
         "dataset": out / "dataset", "parquet": out / "parquet",
         "stats": out / "dataset_stats.json", "report": out / "dataset_report.json",
     }
-    ingest.run(ROOT / params.ingest.input_dir, paths["passages"], paths["ingest_report"], params.ingest, params.seed)
+    ingest.run([ROOT / d for d in params.ingest.input_dirs], paths["passages"], paths["ingest_report"], params.ingest, params.seed)
     dataset.run(paths["passages"], ROOT / params.dataset.annotations_dir, ROOT / "configs/labels.yaml",
                 paths["dataset"], paths["parquet"], paths["stats"], paths["report"], params.dataset, params.seed)
     return paths
@@ -73,16 +73,27 @@ def static_embedding(tmp_path_factory) -> Path:
     return out
 
 
+# The champion family on the shipped data (metrics/cv.json) at one grid point: the model tier tests
+# what the pipeline serves without paying for the whole selection, which the end-to-end tier runs.
+MODEL_TIER_CANDIDATES = {"linear_mix": {"grid": {"C": [30.0], "char_ngrams": [True]}}}
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, built, params, static_embedding):
-    """The champion trained by the real train stage on the seed dataset, with a throwaway MLflow store."""
+    """A champion trained by the real train stage on the shipped dataset, with a throwaway MLflow store."""
+    from dataclasses import replace
+
     from pipeline import train
+    from pipeline.config import TrainParams
     from pipeline.model import FramingModel
+    from pipeline.typed import build
 
     work = tmp_path_factory.mktemp("trained")
     tracking = f"sqlite:///{work / 'mlflow.db'}"
+    train_params = replace(params.train, candidates=build(TrainParams, {"candidates": MODEL_TIER_CANDIDATES},
+                                                          "model tier").candidates)
     summary = train.run(built["dataset"], ROOT / "configs/labels.yaml", work / "model.pkl", work / "cv.json",
-                        work / "registry.json", work / "oof.jsonl", params.train,
+                        work / "registry.json", work / "oof.jsonl", train_params,
                         params.seed, tracking=tracking, embeddings=static_embedding)
     return {"work": work, "tracking": tracking, "summary": summary, "model": FramingModel.load(work / "model.pkl")}
 

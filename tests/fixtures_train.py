@@ -55,8 +55,10 @@ def build_dataset(path: Path, n: int = 60, seed: int = 0, folds: int = 3, record
     for r in records:
         g = r["group"]
         name = "test" if g in test_groups else "validation" if g in val_groups else "train"
-        row = {"sources": [r["doc_id"]], "date": "", "n_annotators": 1, **r,
-               "fold": -1 if name == "test" else fold_of[g]}
+        # every column of the dataset stage's schema; one outlet per group, so outlet folds hold
+        row = {"sources": [r["doc_id"]], "date": "", "n_annotators": 1, "outlet": f"outlet-{g}",
+               "outlet_type": "synthetic", "country": "", "year": 0, "event": "", "genre": "", "adjudicated": False,
+               **r, "fold": -1 if name == "test" else fold_of[g]}
         splits[name].append(row)
     feats = features(schema.frame_names, schema.stance_names)
     dd = datasets.DatasetDict({k: datasets.Dataset.from_list(v, features=feats) for k, v in splits.items()})

@@ -64,7 +64,7 @@ def seed_vocabulary(seed_dir: Path, params: IngestParams, schema: LabelSchema) -
     cleaner = Cleaner(params)
     counts: Counter = Counter()
     stats: Counter = Counter()
-    for doc in read_documents(seed_dir, params.txt_paragraphs):
+    for doc in read_documents([seed_dir], params.txt_paragraphs):
         for _, _, text in cleaner.clean(doc, stats):
             counts.update(WORD.findall(text))
     # Single-word cues and the long words of multi-word cues ("strategic", "exchange"); short function words
@@ -178,7 +178,7 @@ def generate(n: int, out_dir: str | Path, seed: int = 0, *, paragraphs_per_doc: 
     out_dir = Path(out_dir)
     params = load_params(params_path)
     schema = load_label_schema(labels_path)
-    seed_dir = Path(params.ingest.input_dir)
+    seed_dir = Path(params.ingest.input_dirs[0])
     seed_dir = seed_dir if seed_dir.is_absolute() else ROOT / seed_dir
     words, weights = seed_vocabulary(seed_dir, params.ingest, schema)
     cues = exclusive_cues(schema)

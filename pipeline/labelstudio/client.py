@@ -1,4 +1,4 @@
-"""Talk to Label Studio through label-studio-sdk 2.x: connect, project, push, pull.
+"""Talk to Label Studio through label-studio-sdk 2.x: connect, find or create the project, pull.
 
 Every server call goes through the SDK's ``LabelStudio`` client inside ``api_errors``,
 which turns transport and HTTP failures into ``LabelStudioError`` (an ``InputError``: the
@@ -14,17 +14,18 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from pipeline import annotations as ann_io
 from pipeline.agreement import agreement_markdown, agreement_report
 from pipeline.errors import InputError
-from pipeline.fsutil import write_json, write_text
+from pipeline.fsutil import write_json, write_json_array, write_text
 from pipeline.labels import label_config_xml
 from pipeline.labelstudio import convert
-from pipeline.labelstudio.plan import plan_push
-from pipeline.labelstudio.prediction import Labels
 from pipeline.schema import LabelSchema
+
+if TYPE_CHECKING:
+    from pipeline.config import LabelStudioParams
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,10 @@ def connect(url: str, api_key: str, timeout: float = 60.0):
 
 # -- project -------------------------------------------------------------------------------
 
+# Roles of the projects `framing labelstudio` keeps in its state file (.labelstudio/project.json).
+ANNOTATION, ADJUDICATION = "project_id", "adjudication_project_id"
+
+
 def read_project_state(path: Path) -> dict:
     try:
         state = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -100,13 +105,22 @@ def read_project_state(path: Path) -> dict:
     return state if isinstance(state, dict) else {}
 
 
-def stored_project_id(state_file: Path, url: str) -> int | None:
+def stored_project_id(state_file: Path, url: str, role: str = ANNOTATION) -> int | None:
     state = read_project_state(state_file)
-    return state.get("project_id") if state.get("url") == url and isinstance(state.get("project_id"), int) else None
+    return state.get(role) if state.get("url") == url and isinstance(state.get(role), int) else None
+
+
+def _store_project_id(state_file: Path, url: str, role: str, project_id: int, title: str) -> None:
+    state = read_project_state(state_file)
+    if state.get("url") != url:
+        state = {"url": url}
+    state[role] = project_id
+    state["title" if role == ANNOTATION else f"{role}_title"] = title
+    write_json(state_file, state)
 
 
 def get_project(ls, url: str, project_id: int):
-    """The project, or ProjectGone when the stored id no longer exists on the server."""
+    """The project, or ProjectGone when the id no longer exists on the server."""
     from label_studio_sdk.core.api_error import ApiError
 
     try:
@@ -123,168 +137,79 @@ def get_project(ls, url: str, project_id: int):
                           "(pulled annotations stay in labels/annotations/)") from None
 
 
-def ensure_project(ls, url: str, state_file: Path, *, title: str, label_config: str, instructions: str,
-                   model_version: str | None, new_project: bool = False) -> tuple[int, bool]:
-    """Create the project (or find it) and bring its settings up to date; returns (id, created)."""
-    settings = dict(title=title, label_config=label_config, expert_instruction=instructions,
-                    show_instruction=True, show_skip_button=True)
-    if not model_version:  # with a model, push switches to uncertainty sampling once the predictions exist
-        settings["sampling"] = "Sequential sampling"
-    project_id = None if new_project else stored_project_id(state_file, url)
-    created = False
+def projects_titled(ls, url: str, title: str) -> list[int]:
+    with api_errors(url, "listing projects"):
+        return sorted(p.id for p in ls.projects.list(title=title) if p.title == title)
+
+
+def find_project(ls, url: str, state_file: Path, title: str, *, role: str = ANNOTATION,
+                 project_id: int | None = None) -> int | None:
+    """The project to use: ``project_id`` if given, else the one stored for this server, else the
+    one project with ``title``; None when there is none. Several with the title: InputError."""
     if project_id is not None:
-        get_project(ls, url, project_id)  # raises ProjectGone
-    elif not new_project:
-        with api_errors(url, "listing projects"):
-            same = [p.id for p in ls.projects.list(title=title) if p.title == title] if title else []
-        if len(same) == 1:
-            project_id = same[0]
-            log.info("labelstudio: found project %d by title", project_id)
-    if project_id is None:
+        get_project(ls, url, project_id)
+        return project_id
+    stored = stored_project_id(state_file, url, role)
+    if stored is not None:
+        get_project(ls, url, stored)  # raises ProjectGone
+        return stored
+    same = projects_titled(ls, url, title)
+    if len(same) > 1:
+        raise LabelStudioError(f"{url} has {len(same)} projects titled {title!r} (ids {same}); choose one with "
+                               "--project ID")
+    if same:
+        log.info("labelstudio: found project %d by title %r", same[0], title)
+        return same[0]
+    return None
+
+
+def ensure_project(ls, url: str, state_file: Path, *, title: str, settings: Mapping[str, Any],
+                   role: str = ANNOTATION, project_id: int | None = None, new_project: bool = False) -> tuple[int, bool]:
+    """Find (``find_project``) or create the project and bring its settings up to date; returns (id, created).
+
+    ``new_project`` creates one only when neither the stored project nor one with the title exists
+    (after the old one was deleted on the server); it never makes a second project of one title.
+    """
+    found = None
+    if new_project:
+        stored = stored_project_id(state_file, url, role)
+        if stored is not None:
+            try:
+                get_project(ls, url, stored)
+                raise LabelStudioError(f"project {stored} still exists on {url}: push to it (drop --new-project), "
+                                       "or delete it in Label Studio first")
+            except ProjectGone:
+                pass
+        same = projects_titled(ls, url, title)
+        if same:
+            raise LabelStudioError(f"a project titled {title!r} exists on {url} (ids {same}): push to it with "
+                                   "--project ID, or delete it in Label Studio first")
+    else:
+        found = find_project(ls, url, state_file, title, role=role, project_id=project_id)
+    created = found is None
+    if created:
         with api_errors(url, "creating the project"):
-            project_id = ls.projects.create(**settings).id
-        created = True
+            found = ls.projects.create(title=title, **settings).id
     # the id is stored before anything else happens, so an interrupted push resumes in this project
-    write_json(state_file, {"url": url, "project_id": project_id, "title": title})
+    _store_project_id(state_file, url, role, found, title)
     if not created:
-        with api_errors(url, f"updating project {project_id}"):
-            ls.projects.update(id=project_id, **settings)
-    return project_id, created
+        with api_errors(url, f"updating project {found}"):
+            ls.projects.update(id=found, title=title, **settings)
+    return found, created
 
 
-# -- model ---------------------------------------------------------------------------------
-
-@dataclass
-class LoadedModel:
-    model: Any
-    version: str
-    path: Path
+def project_settings(params: "LabelStudioParams", *, label_config: str, instructions: str) -> dict:
+    """The project settings push keeps up to date: labeling config, instructions, overlap."""
+    return dict(label_config=label_config, expert_instruction=instructions, show_instruction=True,
+                show_skip_button=True, maximum_annotations=params.annotators_per_task,
+                overlap_cohort_percentage=params.overlap_percent, show_overlap_first=True)
 
 
-def load_model(path: str | Path | None) -> LoadedModel | None:
-    """The trained FramingModel and its version (``name@sha256[:12]`` of the file), or None when absent."""
-    if not path:
-        return None
-    path = Path(path)
-    if not path.exists():
-        log.info("labelstudio: no model at %s; pushing without predictions", path)
-        return None
-    from pipeline.model import FramingModel
-
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    model = FramingModel.load(path)
-    return LoadedModel(model=model, version=f"{model.name}@{digest}", path=path)
-
-
-def model_outputs(model: LoadedModel, passages: Sequence[Mapping], schema: LabelSchema) -> dict[str, dict]:
-    """passage id → the model's output, for ``passages``; InputError when the model's labels are not the schema's."""
-    if list(model.model.frame_names) != schema.frame_names or list(model.model.stance_names) != schema.stance_names:
-        raise InputError(f"{model.path}: model labels {model.model.frame_names}/{model.model.stance_names} are not "
-                         f"the label schema's {schema.frame_names}/{schema.stance_names}; retrain the model on the "
-                         "current schema, or push without predictions (--no-model)")
-    if not passages:
-        return {}
-    try:
-        outputs = model.model.predict([p["text"] for p in passages])
-    except Exception as exc:  # noqa: BLE001
-        raise InputError(f"{model.path}: prediction failed ({type(exc).__name__}: {exc}); "
-                         "push without predictions with --no-model") from None
-    return {p["id"]: o for p, o in zip(passages, outputs)}
-
-
-# -- push ----------------------------------------------------------------------------------
-
-def read_passages(path: str | Path) -> list[dict]:
-    from pipeline.dataset import read_passages as read
-
-    return list(read(path).values())
-
-
-def locally_annotated(directory: str | Path, schema: LabelSchema) -> set[str]:
-    """Passage ids with at least one completed (non-cancelled) annotation under ``directory``."""
-    directory = Path(directory)
-    if not directory.exists():
-        return set()
-    return {r.passage_id for r in ann_io.read_exports(directory, schema) if not r.cancelled}
-
-
-def _task_dicts(ls, url: str, project_id: int) -> list[dict]:
+def task_dicts(ls, url: str, project_id: int) -> list[dict]:
+    """Every task of the project (all fields), as plain dicts."""
     with api_errors(url, f"listing the tasks of project {project_id}"):
         return [t.model_dump(warnings=False) if hasattr(t, "model_dump") else dict(t)
                 for t in ls.tasks.list(project=project_id, fields="all", page_size=500)]
-
-
-@dataclass
-class PushSummary:
-    project_id: int
-    project_created: bool
-    created: int = 0
-    skipped_existing: int = 0
-    skipped_annotated: int = 0
-    changed: list[dict] = field(default_factory=list)
-    predictions_created: int = 0
-    predictions_removed: int = 0
-    reprioritised: int = 0
-    model_version: str | None = None
-
-    def lines(self) -> list[str]:
-        out = [f"project {self.project_id}{' (created)' if self.project_created else ''}",
-               f"created {self.created} task(s); skipped {self.skipped_existing} already on the server and "
-               f"{self.skipped_annotated} annotated locally",
-               (f"predictions: {self.predictions_created} created, {self.predictions_removed} outdated removed "
-                f"(model_version {self.model_version})" if self.model_version else "predictions: none (no model)"),
-               f"active-learning order: {self.reprioritised} existing task(s) re-prioritised"]
-        if self.changed:
-            out.append(f"changed passages: {len(self.changed)} (text changed since its task was imported; not "
-                       "imported, re-run with --import-changed to add the new text as a new task):")
-            out += [f"  task {c['task_id']}: {c['doc_id']} ¶{c['paragraph_index']}: {c['old_passage_id']} → "
-                    f"{c['passage_id']}" for c in self.changed]
-        return out
-
-
-def push(ls, url: str, *, state_file: Path, passages: Sequence[Mapping], annotated: set[str], schema: LabelSchema,
-         label_config: str, instructions: str, model: LoadedModel | None = None, title: str = DEFAULT_TITLE,
-         new_project: bool = False, import_changed: bool = False, batch_size: int = 200) -> PushSummary:
-    """Create/update the project and import the passages not yet annotated, idempotently (``plan_push``)."""
-    version = model.version if model else None
-    project_id, created = ensure_project(ls, url, state_file, title=title, label_config=label_config,
-                                         instructions=instructions, model_version=version, new_project=new_project)
-    remote = _task_dicts(ls, url, project_id)
-    outputs = None
-    if model:
-        outputs = model_outputs(model, [p for p in passages if p["id"] not in annotated], schema)
-    plan = plan_push(passages, remote, annotated, outputs, labels=Labels.of_model(model.model) if model else None,
-                     model_version=version, import_changed=import_changed)
-    summary = PushSummary(project_id=project_id, project_created=created, model_version=plan.model_version,
-                          skipped_existing=plan.skipped_existing, skipped_annotated=plan.skipped_annotated,
-                          changed=plan.changed, reprioritised=plan.reprioritised)
-    for start in range(0, len(plan.new_tasks), batch_size):
-        items = plan.new_tasks[start:start + batch_size]
-        with api_errors(url, f"importing {len(items)} task(s)"):
-            result = ls.projects.import_tasks(id=project_id, request=items, return_task_ids=True)
-        summary.created += len(items)
-        summary.predictions_created += sum("predictions" in it for it in items)
-        log.info("labelstudio: imported %d task(s) (%s)", len(items), getattr(result, "task_count", "?"))
-    for update in plan.updates:
-        if update.data is not None:
-            with api_errors(url, f"updating task {update.task_id}"):
-                ls.tasks.update(id=str(update.task_id), data=update.data)
-        if update.prediction is None:
-            continue
-        for pred_id in update.remove_predictions:
-            with api_errors(url, f"removing outdated prediction {pred_id}"):
-                ls.predictions.delete(id=pred_id)
-            summary.predictions_removed += 1
-        pred = update.prediction
-        with api_errors(url, f"adding a prediction to task {update.task_id}"):
-            ls.predictions.create(task=update.task_id, model_version=version, score=pred["score"],
-                                  result=pred["result"],
-                                  request_options={"additional_body_parameters": {"cluster": pred["cluster"]}})
-        summary.predictions_created += 1
-    if plan.uncertainty_sampling:  # Label Studio accepts a project model_version only once predictions carry it
-        with api_errors(url, f"switching project {project_id} to uncertainty sampling"):
-            ls.projects.update(id=project_id, model_version=version, sampling="Uncertainty sampling")
-    return summary
 
 
 # -- pull ----------------------------------------------------------------------------------
@@ -328,12 +253,14 @@ def _read_local(path: Path) -> list[dict]:
 
 def pull(ls, url: str, *, state_file: Path, annotations_dir: str | Path, schema: LabelSchema,
          agreement_json: str | Path, agreement_md: str | Path, passages: Mapping[str, Mapping] | None = None,
-         project_id: int | None = None) -> PullSummary:
-    """Export the project's annotations and merge them into labels/annotations/; write the agreement report."""
-    project_id = project_id or stored_project_id(state_file, url)
+         project_id: int | None = None, title: str | None = None, role: str = ANNOTATION,
+         adjudicators: Sequence[str] = ()) -> PullSummary:
+    """Export the project's annotations and merge them into labels/annotations/; write the agreement report
+    (over every export there, adjudications excluded)."""
+    project_id = find_project(ls, url, state_file, title or "", role=role, project_id=project_id) if (
+        project_id or title or stored_project_id(state_file, url, role)) else None
     if project_id is None:
         raise LabelStudioError(f"no project for {url} in {state_file}; run `framing labelstudio push` first")
-    get_project(ls, url, project_id)
     with api_errors(url, f"exporting project {project_id}"):
         exported = ls.projects.exports.as_json(project_id)
         users = {u.id: u.email for u in ls.users.list()}
@@ -353,8 +280,8 @@ def pull(ls, url: str, *, state_file: Path, annotations_dir: str | Path, schema:
     for task in merged:
         ann_io.parse_task(task, schema, str(path))
     if merged or path.exists():
-        write_json(path, merged)
-    judgements = ann_io.latest_judgements(ann_io.read_exports(annotations_dir, schema))
+        write_json_array(path, merged)
+    judgements = ann_io.latest_judgements(ann_io.read_exports(annotations_dir, schema, adjudicators))
     report = agreement_report(judgements, schema)
     write_json(agreement_json, report)
     write_text(agreement_md, agreement_markdown(report, passages))

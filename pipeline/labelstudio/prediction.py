@@ -12,10 +12,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 # Control names of the labeling config (labels/label_config.xml), shared with the annotation reader.
 TEXT_NAME, FRAMES_NAME, STANCE_NAME, FLAGS_NAME = "text", "frames", "stance", "flags"
+
+
+def model_version_label(model_name: str, version: Any) -> str:
+    """The ``model_version`` of a registered model's predictions: ``framing-classifier@v3``, the same
+    whether `framing labelstudio push` attaches them or the served ML backend returns them."""
+    return f"{model_name}@v{version}"
 
 
 class LabelMismatch(ValueError):

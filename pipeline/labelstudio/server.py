@@ -145,6 +145,13 @@ def _read_credentials(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def stored_secrets(settings: Settings) -> dict[str, str]:
+    """Where the password and the API token come from: "stored" (credentials.json) or "environment"."""
+    stored = _read_credentials(settings.credentials_file)
+    return {k: "stored" if stored.get(k) and stored.get(k) == getattr(settings, k) else "environment"
+            for k in ("password", "user_token")}
+
+
 def ensure_credentials(settings: Settings) -> Settings:
     """Generate (once) and store the password and token the environment does not set."""
     if settings.password and settings.user_token:
@@ -220,6 +227,12 @@ def _server_env(settings: Settings, data_dir: Path) -> dict[str, str]:
         "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",  # only read when the organisation is created
         "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
         "LATEST_VERSION_CHECK": "false",  # no PyPI call on every start
+        # The ML backend (the prediction service) runs on this machine: Label Studio must be allowed
+        # to call 127.0.0.1, for predictions (ML_BLOCK_LOCAL_IP) and for the backend's training
+        # webhook (SSRF_PROTECTION_ENABLED). The trade-off: anyone who can log in could make the
+        # server fetch loopback URLs; the server itself listens on 127.0.0.1 only (README).
+        "ML_BLOCK_LOCAL_IP": "false",
+        "SSRF_PROTECTION_ENABLED": "false",
         "COLLECT_ANALYTICS": "false",
         "SENTRY_DSN": "", "FRONTEND_SENTRY_DSN": "",
         "LOG_LEVEL": env.get("LABEL_STUDIO_LOG_LEVEL", "WARNING"),

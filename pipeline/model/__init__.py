@@ -7,10 +7,10 @@ This package never imports MLflow, so serving stays light.
 """
 
 from pipeline.model.artifact import MODEL_FORMAT, FramingModel
-from pipeline.model.features import CueEmbeddingFeatures, CueFeaturizer, StaticEmbedder, cue_matrix
+from pipeline.model.features import CueEmbeddingFeatures, CueFeaturizer, MixedFeatures, StaticEmbedder, cue_matrix
 from pipeline.model.heads import (BlendedHead, CalibratedLinearSVC, LexiconFrames, LexiconStance, MultiLabelHead,
                                   StanceHead, linear_weights)
 
-__all__ = ["MODEL_FORMAT", "FramingModel", "CueEmbeddingFeatures", "CueFeaturizer", "StaticEmbedder", "cue_matrix",
+__all__ = ["MODEL_FORMAT", "FramingModel", "CueEmbeddingFeatures", "CueFeaturizer", "MixedFeatures", "StaticEmbedder", "cue_matrix",
            "BlendedHead", "CalibratedLinearSVC", "LexiconFrames", "LexiconStance", "MultiLabelHead", "StanceHead",
            "linear_weights"]

@@ -22,6 +22,13 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from pipeline.errors import InputError
 
 _WORD = re.compile(r"\w+")
+_NOT_WORD = re.compile(r"[^\w']+")
+
+
+def words_only(text: str) -> str:
+    """Lower-cased words separated by single spaces: what character n-grams are taken from, so that
+    punctuation and spacing (which carry no framing) cannot change a prediction."""
+    return _NOT_WORD.sub(" ", text.lower()).strip()
 
 
 class CueFeaturizer(BaseEstimator, TransformerMixin):
@@ -223,3 +230,37 @@ class CueEmbeddingFeatures(BaseEstimator, TransformerMixin):
         return np.asarray(names, dtype=object)
 
 
+class MixedFeatures(BaseEstimator, TransformerMixin):
+    """TF-IDF n-grams beside the cue and embedding block of ``CueEmbeddingFeatures``, in one sparse
+    matrix, so one linear head learns how much each kind of evidence counts (no fixed blend).
+
+    The cue columns (cue indicators, per-label cue counts) are scaled by ``cue_weight`` and the
+    embedding columns (sentence embedding, prototype similarities) by ``embedding_weight``: with
+    one L2 penalty over all columns, the scale sets how cheaply the head can lean on each block.
+    """
+
+    def __init__(self, tfidf=None, cue_embedding: CueEmbeddingFeatures | None = None, embedding_weight: float = 1.0,
+                 cue_weight: float = 0.3):
+        self.tfidf = tfidf
+        self.cue_embedding = cue_embedding
+        self.embedding_weight = embedding_weight
+        self.cue_weight = cue_weight
+
+    def fit(self, X, y=None):
+        X = list(X)
+        self.tfidf_ = clone(self.tfidf).fit(X)
+        self.cue_embedding_ = clone(self.cue_embedding).fit()
+        names = self.cue_embedding_.get_feature_names_out()
+        self.scale_ = np.array([self.cue_weight if str(n).startswith(("cue__", "label_cue__")) else self.embedding_weight
+                                for n in names])
+        return self
+
+    def transform(self, X: Iterable[str]):
+        X = list(X)
+        tfidf = sp.csr_matrix(self.tfidf_.transform(X))
+        block = sp.csr_matrix(self.cue_embedding_.transform(X).multiply(self.scale_))
+        return sp.hstack([tfidf, block], format="csr")
+
+    def get_feature_names_out(self, input_features=None):
+        return np.concatenate([np.asarray(self.tfidf_.get_feature_names_out(), dtype=object),
+                               np.asarray(self.cue_embedding_.get_feature_names_out(), dtype=object)])

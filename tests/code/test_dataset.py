@@ -1,11 +1,9 @@
 import json
 
 import pytest
-from hypothesis import given, settings, strategies as st
 
 from pipeline import dataset
 from pipeline.annotations import AnnotationRecord, parse_task
-from pipeline.config import DatasetParams
 from pipeline.errors import InputError
 
 
@@ -54,31 +52,26 @@ def test_changed_passage_text_is_reported_unknown_passage_is_an_error(schema):
         dataset.resolve([rec("ghost", "a", doc="elsewhere", index=9)], passages, schema)
 
 
-def examples_strategy():
-    return st.lists(st.tuples(st.integers(0, 9), st.sampled_from(["critical", "neutral", "supportive"])), min_size=6, max_size=60)
+def test_an_adjudication_decides_and_is_not_a_vote(schema):
+    passages = {"p": passage("p")}
+    records = [rec("p", "a", ["transactional"], "critical"), rec("p", "b", [], "neutral"),
+               AnnotationRecord(file="adj.json", task_id=9, annotation_id=9, passage_id="p", annotator="judge",
+                                frames=frozenset({"isolated_pariah"}), stance="supportive", off_topic=False,
+                                cancelled=False, updated_at="2026-02-01", adjudication=True)]
+    (example,), report = dataset.resolve(records, passages, schema)
+    assert example.frames == ("isolated_pariah",) and example.stance == "supportive"
+    assert example.adjudicated and example.n_annotators == 2 and not report["ties"]
+    assert report["adjudicated"] == [{"passage_id": "p", "adjudicator": "judge", "annotators": 2}]
 
 
-@settings(max_examples=60, deadline=None)
-@given(examples_strategy(), st.sampled_from(["cluster", "document"]), st.integers(0, 2**16))
-def test_splits_never_cut_a_group_and_folds_cover_train_and_validation(rows, group_by, seed):
-    examples = [dataset.Example(id=f"p{i}", text=f"t{i}", doc_id=f"d{g}", sources=(f"d{g}",), cluster_id=f"c{g % 4}",
-                                date="", frames=(), stance=s, n_annotators=1) for i, (g, s) in enumerate(rows)]
-    groups = dataset.split_groups(examples, group_by)
-    params = DatasetParams(cv_folds=3)
-    split, folds = dataset.assign_splits(examples, groups, params, seed)
-    for g in set(groups):
-        assert len({split[i] for i in range(len(examples)) if groups[i] == g}) == 1
-        assert len({int(folds[i]) for i in range(len(examples)) if groups[i] == g}) == 1
-    assert all((folds[i] == -1) == (split[i] == "test") for i in range(len(examples)))
-    assert "test" in split
-    again = dataset.assign_splits(examples, groups, params, seed)
-    assert list(again[0]) == list(split) and list(again[1]) == list(folds)
-
-
-def test_document_groups_follow_shared_passages():
-    e = lambda i, sources, cluster: dataset.Example(f"p{i}", "t", sources[0], sources, cluster, "", (), "neutral", 1)
-    examples = [e(0, ("a", "b"), "c0"), e(1, ("b",), "c1"), e(2, ("c",), "c1"), e(3, ("d",), "c3")]
-    assert dataset.split_groups(examples, "document") == ["a", "a", "a", "d"]
+def test_passage_metadata_gives_outlet_type_year_and_defaults_for_collected_documents():
+    meta = dataset.passage_metadata({"doc_id": "wire:wire-a-01", "date": "2019-04-25",
+                                     "meta": {"outlet": "wire-a", "outlet_type": "wire", "country": "international",
+                                              "year": 2019, "event": "vladivostok_2019", "genre": "news"}})
+    assert meta == {"outlet": "wire-a", "outlet_type": "wire", "country": "international", "year": 2019,
+                    "event": "vladivostok_2019", "genre": "news"}
+    seed = dataset.passage_metadata({"doc_id": "004_baad", "date": "2023-11-14"})
+    assert seed["outlet"] == "004_baad" and seed["outlet_type"] == "collected" and seed["year"] == 2023
 
 
 def test_run_writes_nothing_on_bad_annotations(tmp_path, built, params, root):

@@ -66,13 +66,44 @@ def test_existing_unlabelled_tasks_get_a_new_priority_and_the_current_models_pre
     assert by_task[11].data["priority"] == 2 and plan.reprioritised == 1
 
 
-def test_a_passage_whose_text_changed_is_reported_and_imported_only_when_asked():
+def test_a_changed_unlabelled_passage_is_reported_and_retexted_in_place_only_when_asked():
     old = passage("a-old", 0)
-    tasks = [remote(21, old)]
-    plan = plan_push(P[:1], tasks, set())
-    assert plan.new_tasks == [] and plan.changed == [
-        {"task_id": 21, "passage_id": "a", "old_passage_id": "a-old", "doc_id": "d1", "paragraph_index": 0}]
-    assert [t["data"]["passage_id"] for t in plan_push(P[:1], tasks, set(), import_changed=True).new_tasks] == ["a"]
+    tasks = [remote(21, old, predictions=[{"id": 9, "model_version": "m@1"}])]
+    plan = plan_push(P[:1], tasks, set(), OUT, labels=LABELS, model_version="m@1")
+    assert plan.new_tasks == [] and plan.updates == [] and plan.changed == [
+        {"task_id": 21, "passage_id": "a", "old_passage_id": "a-old", "doc_id": "d1", "paragraph_index": 0,
+         "annotated": False, "action": "none"}]
+    plan = plan_push(P[:1], tasks, set(), OUT, labels=LABELS, model_version="m@1", update_changed=True)
+    (update,) = plan.updates
+    assert plan.new_tasks == [] and update.task_id == 21
+    assert update.data["passage_id"] == "a" and update.data["text"] == P[0]["text"]
+    assert update.remove_predictions == [9] and update.prediction["model_version"] == "m@1"  # the old text's
+    assert plan.changed[0]["action"] == "task updated with the new text"
+
+
+def test_a_changed_annotated_passage_keeps_its_task_and_gets_a_new_one_only_when_asked():
+    old = passage("a-old", 0)
+    for tasks, local in (([remote(21, old, annotations=[{"id": 1}])], set()), ([remote(21, old)], {"a-old"})):
+        plan = plan_push(P[:1], tasks, local)
+        assert plan.new_tasks == [] and plan.changed[0]["annotated"] is True
+        plan = plan_push(P[:1], tasks, local, update_changed=True)
+        assert [t["data"]["passage_id"] for t in plan.new_tasks] == ["a"] and plan.updates == []
+        assert plan.changed[0]["action"].startswith("new task")
+
+
+def test_with_a_backend_connected_tasks_go_in_bare_and_predictions_are_retrieved():
+    tasks = [remote(11, P[0], predictions=[{"id": 5, "model_version": "m@0"}]),
+             remote(12, P[1], predictions=[{"id": 6, "model_version": "m@1"}])]
+    plan = plan_push(P, tasks, set(), OUT, labels=LABELS, model_version="m@1", backend=True)
+    assert not any("predictions" in t for t in plan.new_tasks)
+    assert [t["data"]["passage_id"] for t in plan.new_tasks] == ["c", "d"] and len(plan.new_clusters) == 2
+    by_task = {u.task_id: u for u in plan.updates}
+    assert by_task[11].retrieve and by_task[11].remove_predictions == [5] and by_task[11].prediction is None
+    assert 12 not in by_task or not by_task[12].retrieve  # already has the served version's prediction
+    assert plan.uncertainty_sampling
+    # even with no local model to order the queue, the backend's version names the predictions
+    plan = plan_push(P, tasks, set(), None, model_version="m@1", backend=True)
+    assert plan.model_version == "m@1" and plan.updates[0].retrieve
 
 
 def test_near_duplicates_are_kept_apart_in_the_queue():

@@ -1,9 +1,10 @@
-"""Data tests on the dataset built from the shipped seeds and annotations."""
+"""Data tests on the dataset built from the shipped documents (seeds and corpus) and annotations."""
 
 import json
 
 import numpy as np
 
+from pipeline.annotations import read_exports
 from pipeline.dataset import SPLITS
 from pipeline.dedup import MinHasher
 
@@ -53,18 +54,18 @@ def test_folds(dsd, params):
     assert set(cv) == set(range(params.dataset.cv_folds))
 
 
-def test_every_annotated_passage_is_in_the_dataset(dsd, built, root):
-    tasks = json.loads((root / "labels/annotations/seed_annotations.json").read_text())
-    annotated = {t["data"]["passage_id"] for t in tasks if t["annotations"]}
+def test_every_annotated_passage_is_in_the_dataset(dsd, built, root, schema, params):
+    records = read_exports(root / params.dataset.annotations_dir, schema, params.dataset.adjudicators)
+    annotated = {r.passage_id for r in records if not r.cancelled}
     report = json.loads(built["report"].read_text())
     excluded = {item["passage_id"] for kind in ("off_topic", "ties") for item in report[kind]}
     in_dataset = {i for split in SPLITS for i in dsd[split]["id"]}
     assert in_dataset == annotated - excluded
 
 
-def test_all_seed_passages_are_annotated(passages, root):
-    tasks = json.loads((root / "labels/annotations/seed_annotations.json").read_text())
-    assert {p["id"] for p in passages} == {t["data"]["passage_id"] for t in tasks if t["annotations"]}
+def test_every_shipped_passage_is_annotated(passages, root, schema, params):
+    records = read_exports(root / params.dataset.annotations_dir, schema, params.dataset.adjudicators)
+    assert {p["id"] for p in passages} <= {r.passage_id for r in records if not r.cancelled}
 
 
 def test_stats_agree_with_the_dataset(dsd, built):

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipeline.model import FramingModel
-from tests.servers import free_port, start, stop, wait_http
+from tests.integration.conftest import serve
 
 pytestmark = pytest.mark.integration
 
@@ -30,36 +29,8 @@ UNICODE_TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def packaged(trained, root):
-    """The trained champion, packaged by `framing package` into a throwaway BentoML home."""
-    work, tracking = trained["work"], trained["tracking"]
-    env = {**os.environ, "BENTOML_HOME": str(work / "bentoml"), "BENTOML_DO_NOT_TRACK": "true",
-           "MLFLOW_TRACKING_URI": tracking, "PYTHONPATH": str(root)}
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "package", "--registry", str(work / "registry.json"),
-         "--metrics", str(work / "cv.json"), "--bento", str(work / "bento.json")],
-        cwd=root, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    record = json.loads((work / "bento.json").read_text())
-    name, version = record["model"].split(":")
-    model = FramingModel.load(work / "bentoml" / "models" / name / version / "model.pkl")
-    return {"work": work, "env": env, "record": record, "model": model}
-
-
-def serve(packaged, root, log_name: str, extra_env: dict) -> tuple[str, object, float]:
-    port = free_port()
-    env = {**packaged["env"], **LIMITS, **extra_env}
-    log = packaged["work"] / log_name
-    proc = start([sys.executable, "-m", "pipeline.cli", "serve", "--bento", str(packaged["work"] / "bento.json"),
-                  "--port", str(port)], env, log, root)
-    base = f"http://127.0.0.1:{port}"
-    ready = wait_http(f"{base}/readyz", 60, proc, log)
-    return base, proc, ready
-
-
-@pytest.fixture(scope="module")
 def api(packaged, root):
-    base, proc, ready = serve(packaged, root, "serve.log", {"FRAMING_API_KEY": ""})
+    base, proc, ready = serve(packaged, root, "serve.log", {**LIMITS, "FRAMING_API_KEY": ""})
     yield {"base": base, "ready_s": ready, **packaged}
     stop(proc)
 
@@ -68,7 +39,7 @@ def api(packaged, root):
 def secured(packaged, root):
     sink = packaged["work"] / "predictions.jsonl"
     base, proc, _ = serve(packaged, root, "serve_auth.log",
-                          {"FRAMING_API_KEY": API_KEY, "FRAMING_PREDICTION_LOG": str(sink)})
+                          {**LIMITS, "FRAMING_API_KEY": API_KEY, "FRAMING_PREDICTION_LOG": str(sink)})
     yield {"base": base, "sink": sink, "log": packaged["work"] / "serve_auth.log"}
     stop(proc)
 

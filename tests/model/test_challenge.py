@@ -30,17 +30,19 @@ def frame_recall_precision(model, items):
 
 
 @pytest.fixture(scope="module")
-def lexicon(trained):
-    import mlflow
-
+def lexicon(built, schema, params):
+    """The keyword baseline, fitted as the train stage fits it (its stance prior from the training split)."""
+    from pipeline.candidates import Context, candidate
     from pipeline.model import FramingModel
+    from pipeline.training_data import load_data
 
-    run_id = trained["summary"]["candidate_run_ids"]["lexicon"]
-    mlflow.set_tracking_uri(trained["tracking"])
-    local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="model",
-                                                     dst_path=str(trained["work"] / "lexicon")))
-    (pkl,) = sorted((local / "artifacts").glob("*.pkl"))
-    return FramingModel.load(pkl)
+    data = load_data(built["dataset"])
+    tv = data.trainval
+    fitted = candidate("lexicon").fit(tv.texts, tv.Y, tv.y, Context(schema, tuple(data.frame_names),
+                                                                    tuple(data.stance_names), params.train.features, 0))
+    return FramingModel(name="lexicon", schema_version=schema.schema_version, frame_names=data.frame_names,
+                        stance_names=data.stance_names, featurizer=fitted.featurizer, frames_head=fitted.frames_head,
+                        stance_head=fitted.stance_head, thresholds=[0.5] * len(data.frame_names))
 
 
 def test_champion_finds_frames_in_paraphrases_without_cue_words(champion, lexicon, challenge):

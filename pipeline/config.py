@@ -167,6 +167,9 @@ class TrainParams:
     # folds of whole outlets (scores reflect unseen outlets; cost bounded by dataset.cv_folds),
     # "fold" = the dataset's folds whatever its grouping, "document" = leave-one-document-out.
     cv: Literal["outlet", "fold", "document"] = "outlet"
+    # CV folds and the final refit run this many at a time in worker processes (1: in this
+    # process); the scores do not depend on it.
+    n_jobs: int = 2
     features: FeatureParams = field(default_factory=FeatureParams)
     candidates: tuple[CandidateGrid, ...] = field(
         default=(CandidateGrid("embed_prior", (("C", (1.0, 10.0)), ("prior_weight", (0.5, 0.7)))),),
@@ -178,6 +181,7 @@ class TrainParams:
         _require(bool(self.threshold_grid) and all(0 < t < 1 for t in self.threshold_grid),
                  "train.threshold_grid: expected a non-empty list of numbers in (0, 1)")
         _require(self.evidence_top_n >= 0, "train.evidence_top_n: expected an integer >= 0")
+        _require(self.n_jobs >= 1, f"train.n_jobs: expected an integer >= 1, got {self.n_jobs!r}")
 
 
 @dataclass(frozen=True)
@@ -193,7 +197,7 @@ class EvaluateParams:
 
 @dataclass(frozen=True)
 class LabelStudioParams:
-    """The annotation project: overlap, adjudication and the live model loop."""
+    """The annotation project: titles, overlap and the ML backend's URL."""
 
     title: str = "Framing: Russia–North Korea passages"
     adjudication_title: str = "Framing: adjudication of disagreements"
@@ -202,14 +206,10 @@ class LabelStudioParams:
     annotators_per_task: int = 2
     overlap_percent: int = 100
     backend_url: str = "http://127.0.0.1:3000/labelstudio"  # the prediction service's ML backend
-    # The ML backend's loop model: retrained in the background after this many new annotations
-    # (0: never); it orders the queue and pre-annotates, it never serves applications.
-    retrain_every: int = 20
 
     def __post_init__(self) -> None:
         _require(1 <= self.annotators_per_task <= 10, "labelstudio.annotators_per_task: expected 1 to 10")
         _require(0 <= self.overlap_percent <= 100, "labelstudio.overlap_percent: expected 0 to 100")
-        _require(self.retrain_every >= 0, "labelstudio.retrain_every: expected an integer >= 0")
 
 
 @dataclass(frozen=True)

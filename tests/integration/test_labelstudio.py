@@ -286,7 +286,8 @@ def test_changed_annotation_keeps_history_and_nothing_local_is_deleted(annotated
                                                                        ls_workspace, schema, root, monkeypatch, capsys):
     one_id = annotators["ann.one@example.org"].user_id
     first = ls_client.tasks.get(id=str(annotated["tasks"][0]["id"]))
-    mine = next(a for a in first.annotations if a["completed_by"] == one_id)
+    # GET /api/tasks/<id> gives the annotator as a user object, the list endpoints as an id
+    mine = next(a for a in first.annotations if (a["completed_by"] or {}).get("id") == one_id)
     ls_client.annotations.update(id=mine["id"], result=choices_results(schema, ["strategic_partnership"], "supportive"))
     gone = ls_client.tasks.get(id=str(annotated["tasks"][7]["id"])).annotations[0]
     ls_client.annotations.delete(id=gone["id"])

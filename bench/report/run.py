@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--passages", default="data/passages.jsonl")
     parser.add_argument("--out", default="bench/out/report")
     parser.add_argument("--screenshot", default="docs/report.png")
+    parser.add_argument("--metrics", default="metrics/evaluate.json", help="passed to framing report")
     parser.add_argument("--screenshot-height", type=int, default=2300, help="first N pixels of the page")
     args = parser.parse_args(argv)
     out = ROOT / args.out
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
                        cwd=ROOT, check=True, stdout=fh, env={**os.environ, "FRAMING_LOG_LEVEL": "WARNING"})
         predict_s = time.perf_counter() - started
     join_metadata(out / "passages.jsonl", out / "raw_predictions.jsonl", out / "predictions.jsonl")
-    report_s = framing("report", str(out / "predictions.jsonl"), "--out", str(out / "report.html"))
+    report_s = framing("report", str(out / "predictions.jsonl"), "--out", str(out / "report.html"), "--metrics", args.metrics)
 
     from tests.browser import visit
 

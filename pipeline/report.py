@@ -24,7 +24,7 @@ from pipeline import aggregate as agg
 from pipeline import charts
 from pipeline.config import ReportParams
 from pipeline.errors import InputError
-from pipeline.htmlpage import Page, Raw, esc, highlight, table
+from pipeline.htmlpage import Page, esc, highlight, table
 from pipeline.predictions import read_predictions
 from pipeline.schema import load_label_schema
 

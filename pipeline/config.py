@@ -213,6 +213,42 @@ class LabelStudioParams:
 
 
 @dataclass(frozen=True)
+class ReportParams:
+    """`framing report`: how predictions of an archive are charted."""
+
+    max_months: int = 36       # a span of up to this many months is charted by month, a longer one by year
+    max_outlets: int = 25      # the most frequent outlets charted one by one; the rest are named in a note
+    thin: int = 10             # buckets with fewer passages than this are marked "thin" (wide intervals)
+    top_phrases: int = 10      # evidence phrases listed per frame
+    examples: int = 3          # example passages per frame: this many highest-confidence and this many borderline
+
+    def __post_init__(self) -> None:
+        for name in ("max_months", "max_outlets", "top_phrases", "examples"):
+            _require(getattr(self, name) >= 1, f"report.{name}: expected an integer >= 1, got {getattr(self, name)!r}")
+        _require(self.thin >= 0, f"report.thin: expected an integer >= 0, got {self.thin!r}")
+
+
+@dataclass(frozen=True)
+class MonitorParams:
+    """`framing monitor`: drift of served predictions from the champion's training data."""
+
+    # Population stability index above which a label (or text length) has drifted: `framing monitor`
+    # then exits with status 1. Rule of thumb: < 0.1 stable, 0.1-0.25 moderate, > 0.25 large.
+    drift_threshold: float = 0.25
+    min_predictions: int = 30  # with fewer logged predictions, drift is reported but not judged
+    low_confidence: float = 0.5  # a prediction whose confidence (1 - mean normalised entropy) is below this is "low"
+    length_bins: int = 10      # quantile bins of the training texts' length, for the length PSI
+    max_time_buckets: int = 48  # the finest of minute/hour/day/week/month giving at most this many buckets
+
+    def __post_init__(self) -> None:
+        _require(self.drift_threshold > 0, f"monitor.drift_threshold: expected a number > 0, got {self.drift_threshold!r}")
+        _require(self.min_predictions >= 1, "monitor.min_predictions: expected an integer >= 1")
+        _require(0 < self.low_confidence < 1, "monitor.low_confidence: expected a number in (0, 1)")
+        _require(2 <= self.length_bins <= 100, "monitor.length_bins: expected an integer in [2, 100]")
+        _require(self.max_time_buckets >= 2, "monitor.max_time_buckets: expected an integer >= 2")
+
+
+@dataclass(frozen=True)
 class Params:
     """All stage parameters; one attribute per top-level key of params.yaml."""
 
@@ -223,6 +259,8 @@ class Params:
     train: TrainParams = field(default_factory=TrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     labelstudio: LabelStudioParams = field(default_factory=LabelStudioParams)
+    report: ReportParams = field(default_factory=ReportParams)
+    monitor: MonitorParams = field(default_factory=MonitorParams)
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any] | None, where: str = str(PARAMS_PATH)) -> "Params":

@@ -27,7 +27,7 @@ class Reference:
 
     n: int
     frame_counts: dict[str, int]     # passages with each frame
-    stance_counts: dict[str, int]    # passages of each stance
+    stance_counts: dict[str, int]    # passages of each stance (off-topic passages have none)
     lengths: np.ndarray              # characters per passage
     outlets: frozenset[str]
     outlet_types: frozenset[str]
@@ -38,7 +38,8 @@ class Reference:
         return self.frame_counts[key] / self.n
 
     def stance_rate(self, key: str) -> float:
-        return self.stance_counts[key] / self.n
+        """The share of ``key`` among the passages with a stance (the on-topic ones)."""
+        return self.stance_counts[key] / max(1, sum(self.stance_counts.values()))
 
 
 def load_reference(parquet_dir: str | Path, frame_names: Sequence[str], stance_names: Sequence[str],
@@ -60,7 +61,7 @@ def load_reference(parquet_dir: str | Path, frame_names: Sequence[str], stance_n
     codes = [np.asarray(v, dtype=int) for v in frame["frames"]]
     stance = frame["stance"].to_numpy(dtype=int)
     if any(c.size and (c.min() < 0 or c.max() >= len(frame_names)) for c in codes) or \
-            stance.min() < 0 or stance.max() >= len(stance_names):
+            stance.min() < -1 or stance.max() >= len(stance_names):  # -1: off-topic, no stance
         raise InputError(f"{parquet_dir}: label codes outside the label schema's {len(frame_names)} frames / "
                          f"{len(stance_names)} stances; rebuild the dataset (dvc repro dataset)")
     frame_counts = {k: int(sum(j in c for c in codes)) for j, k in enumerate(frame_names)}

@@ -208,6 +208,9 @@ class LabelStudioParams:
     backend_url: str = "http://127.0.0.1:3000/labelstudio"  # the prediction service's ML backend
 
     def __post_init__(self) -> None:
+        for key in ("title", "adjudication_title"):  # Label Studio refuses longer project titles
+            _require(1 <= len(getattr(self, key)) <= 50,
+                     f"labelstudio.{key}: expected 1 to 50 characters, got {len(getattr(self, key))}")
         _require(1 <= self.annotators_per_task <= 10, "labelstudio.annotators_per_task: expected 1 to 10")
         _require(0 <= self.overlap_percent <= 100, "labelstudio.overlap_percent: expected 0 to 100")
 

@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 ADDED_DOCUMENTS = 36     # the new batch: every 7th corpus document (all outlet types)
 WAITING_DOCUMENT = 3     # one corpus document ingested but not annotated before the story starts
-TITLE = "Loop test: Russia–North Korea passages"  # its own projects on the shared server
+TITLE = "Loop test: passages"  # its own projects on the shared server
 # Fast candidates keep the three `dvc repro` runs short; the other tests cover the full grid.
 CANDIDATES = {"linear_mix": {"grid": {"C": [10.0], "char_ngrams": [False]}}}
 WORSE_CANDIDATES = {"linear_mix": {"grid": {"C": [0.0001], "char_ngrams": [False]}}}  # almost no fit

@@ -126,6 +126,7 @@ def story(repo, oracle, schema):
     out["after_adding"] = dvc_repro(repo)
     out["passages"] = read_passages(repo["dir"] / "data/passages.jsonl")
     out["annotated_before"] = {r.passage_id for r in read_exports(repo["dir"] / "labels/annotations", schema)}
+    out["report_before"] = json.loads((repo["dir"] / "data/dataset_report.json").read_text(encoding="utf-8"))
 
     # 3-4. annotators, push: pre-annotated by the registry champion
     for email in ("loop.one@example.org", "loop.two@example.org", "loop.judge@example.org"):
@@ -183,7 +184,9 @@ def test_disagreements_are_adjudicated_and_the_decisions_win(story):
     assert len(story["disagreed"]) >= 5
     queued = {t["data"]["passage_id"] for t in story["adjudication_tasks"]}
     assert queued == story["disagreed"]
-    decided = {d["passage_id"] for d in story["report"]["adjudicated"]}
+    # The shipped annotations already hold adjudicated passages; this round adds exactly the disagreements.
+    before = {d["passage_id"] for d in story["report_before"]["adjudicated"]}
+    decided = {d["passage_id"] for d in story["report"]["adjudicated"]} - before
     assert decided == story["disagreed"] and not story["report"]["ties"]
 
 
@@ -214,7 +217,7 @@ def served(story, repo):
 def test_the_served_model_is_the_new_champion(served, repo):
     from pipeline.model import FramingModel
 
-    meta = requests.get(f"{served['base']}/metadata", timeout=30).json()
+    meta = requests.post(f"{served['base']}/metadata", json={}, timeout=30).json()
     assert meta["model"]["version"] == "2"
     text = "Moscow and Pyongyang signed a treaty of comprehensive strategic partnership with a mutual defence clause."
     got = requests.post(f"{served['base']}/predict", json={"texts": [text]}, timeout=30).json()
@@ -250,4 +253,4 @@ def test_a_worse_candidate_is_registered_but_not_promoted(story, repo, served):
     assert (repo["dir"] / "models/candidate.pkl").exists()  # the rejected one, under its own name
     bento = json.loads((repo["dir"] / "models/bento.json").read_text(encoding="utf-8"))
     assert bento["mlflow_version"] == "2" and bento["model"] == story["bento_v2"]["model"]
-    assert requests.get(f"{served['base']}/metadata", timeout=30).json()["model"]["version"] == "2"
+    assert requests.post(f"{served['base']}/metadata", json={}, timeout=30).json()["model"]["version"] == "2"

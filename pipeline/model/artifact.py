@@ -175,7 +175,8 @@ class FramingModel:
 
     def __getstate__(self) -> dict:
         state = {k: v for k, v in self.__dict__.items() if k not in _ESTIMATORS}
-        state["_estimators"] = _dump_estimators(tuple(getattr(self, k) for k in _ESTIMATORS), self.inference)
+        if "_estimators" not in state:  # a loaded model whose estimators were never unpickled keeps its bytes
+            state["_estimators"] = _dump_estimators(tuple(getattr(self, k) for k in _ESTIMATORS), self.inference)
         return state
 
     def __getattr__(self, name: str):

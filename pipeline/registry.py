@@ -40,9 +40,17 @@ def alias_holder(client, model_name: str, alias: str):
 
 def load_version(uri: str, model_name: str, version: str):
     """The FramingModel of ``model_name`` version ``version`` (read from its logged artifacts)."""
+    from pipeline.model import FramingModel
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return FramingModel.load(copy_version_file(uri, model_name, version, Path(tmp) / "model.pkl"))
+
+
+def copy_version_file(uri: str, model_name: str, version: str, out: str | Path) -> Path:
+    """Write the model file of ``model_name`` version ``version`` to ``out`` byte for byte (atomically)."""
     import mlflow
 
-    from pipeline.model import FramingModel
+    from pipeline.fsutil import atomic_open
 
     mlflow.set_tracking_uri(uri)
     # The FramingModel file itself, not the pyfunc wrapper: moving the wrapper class breaks no old version.
@@ -51,7 +59,9 @@ def load_version(uri: str, model_name: str, version: str):
         pickles = sorted((local / "artifacts").glob("*.pkl"))
         if len(pickles) != 1:
             raise InputError(f"registry {uri}: {model_name} v{version} has {len(pickles)} model files; expected 1")
-        return FramingModel.load(pickles[0])
+        with atomic_open(out, "wb") as fh:
+            fh.write(pickles[0].read_bytes())
+    return Path(out)
 
 
 def load_registered(uri: str, model_name: str, alias: str) -> tuple[Any, Any]:

@@ -146,10 +146,11 @@ def run(dataset: str | Path, labels: str | Path | LabelSchema, model_out: str | 
             registry.Candidate(best["name"], best["run_id"], best["model_uri"], best["test"]["score"], best["cv"]["score"]),
             lambda holder: _compare(holder, uri, params.model_name, model, data, params.frames_weight),
             enabled=params.register)
-        champion = model
         if summary["registered"] and not summary["promoted"] and summary["champion_version"]:
-            champion = registry.load_version(uri, params.model_name, summary["champion_version"])
-        champion.save(model_out)
+            # The champion's own registered file, byte for byte: models/model.pkl is what the registry serves.
+            registry.copy_version_file(uri, params.model_name, summary["champion_version"], model_out)
+        else:
+            model.save(model_out)
         summary.update({"parent_run_id": parent.info.run_id, "experiment_id": exp_id, "tracking_uri": uri,
                         "best_candidate": best["name"], "best_run_id": best["run_id"], "model_uri": best["model_uri"],
                         "candidate_run_ids": {r["name"]: r["run_id"] for r in results},

@@ -68,9 +68,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=400)
     args = parser.parse_args(argv)
-    import joblib
     import mlflow
     from threadpoolctl import threadpool_limits
+
+    from pipeline.model import FramingModel
 
     registry = json.loads((ROOT / "models/registry.json").read_text())
     cv = {c["name"]: c["cv"] for c in json.loads((ROOT / "metrics/cv.json").read_text())["candidates"]}
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, run_id in registry["candidate_run_ids"].items():
             local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="model", dst_path=f"{tmp}/{len(rows)}"))
             (pkl,) = sorted((local / "artifacts").glob("*.pkl"))
-            model = joblib.load(pkl)
+            model = FramingModel.load(pkl)
             lat = []
             for i in range(args.calls):
                 t0 = time.perf_counter()

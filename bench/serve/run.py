@@ -112,13 +112,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         sys.exit("bench/serve needs wrk: apt-get install wrk")
-    import joblib
+    from pipeline.model import FramingModel
 
     bento = json.loads((ROOT / "models/bento.json").read_text())
     registry = json.loads((ROOT / "models/registry.json").read_text())
     os.environ.setdefault("BENTOML_HOME", bento["bentoml_home"])
     name, version = bento["model"].split(":")
-    model = joblib.load(Path(bento["bentoml_home"]) / "models" / name / version / "model.pkl")
+    model = FramingModel.load(Path(bento["bentoml_home"]) / "models" / name / version / "model.pkl")
     texts = [json.loads(l)["text"] for l in (ROOT / "data/passages.jsonl").read_text().splitlines()]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

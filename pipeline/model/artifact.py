@@ -6,12 +6,19 @@ frame thresholds, label names with their display names, schema version and model
 ``FramingModel.save`` / ``FramingModel.load`` are the only way a model file is written or
 read (CLI, evaluate, promotion, Label Studio, the MLflow pyfunc, the BentoML service).
 
+Predictions go through ``inference`` (``pipeline.model.inference``: the same arithmetic without
+scikit-learn) whenever ``pipeline.model.compile`` supports every component. The saved file then
+keeps the fitted estimators as a nested pickle that is unpickled only when something asks for
+them (``model.featurizer``), so loading a model to predict never imports scikit-learn.
+
 ``MODEL_FORMAT`` is bumped on every change of the pickled layout. ``load`` upgrades the
 formats listed in ``_UPGRADES`` and refuses any other with a "retrain" message.
 """
 
 from __future__ import annotations
 
+import io
+import pickle
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,7 +30,9 @@ from pipeline.textnorm import model_text
 
 # 1: the layout of pipeline/model.py before it was split (no display names).
 # 2: classes in pipeline.model.{features,heads,artifact}; ``display_names``.
-MODEL_FORMAT = 2
+# 3: plain pickle; ``inference`` (may be None) and the estimators as a nested pickle (``_estimators``).
+MODEL_FORMAT = 3
+_ESTIMATORS = ("featurizer", "frames_head", "stance_head")
 
 
 def default_display(key: str) -> str:
@@ -56,6 +65,9 @@ class FramingModel:
         self.evidence_top_n = int(evidence_top_n)
         self.config = dict(config or {})
         self._prepare_evidence()
+        from pipeline.model.compile import compile_inference
+
+        self.inference = compile_inference(featurizer, frames_head, stance_head)
 
     def _prepare_evidence(self) -> None:
         """Cache feature names and evidence weights once, so predict() does no per-call setup."""
@@ -84,12 +96,15 @@ class FramingModel:
             if not isinstance(t, str):
                 raise InputError(f"texts[{i}]: expected a string, got {type(t).__name__}")
             clean.append(model_text(t))
-        return self.featurizer.transform(clean)
+        return (self.inference or self).featurizer.transform(clean)
 
     def predict_proba(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(frame probabilities (n, n_frames), stance probabilities (n, n_stances)), columns in name order."""
-        X = self.features(texts)
-        return self.frames_head.predict_proba(X), self.stance_head.predict_proba(X)
+        return self._heads_proba(self.features(texts))
+
+    def _heads_proba(self, X) -> tuple[np.ndarray, np.ndarray]:
+        heads = self.inference or self
+        return heads.frames_head.predict_proba(X), heads.stance_head.predict_proba(X)
 
     def decide(self, frame_proba: np.ndarray) -> np.ndarray:
         """Boolean (n, n_frames) decisions from probabilities and the stored thresholds."""
@@ -100,8 +115,7 @@ class FramingModel:
     def predict(self, texts: Sequence[str]) -> list[dict[str, Any]]:
         """One dict per text: frames, decided_frames, stance, stance_scores, evidence."""
         X = self.features(texts)
-        pf = self.frames_head.predict_proba(X)
-        ps = self.stance_head.predict_proba(X)
+        pf, ps = self._heads_proba(X)
         decided = self.decide(pf)
         X = sp.csr_matrix(X[:, self._evidence_columns])
         X.sort_indices()  # ties in evidence are then broken by feature index, deterministically
@@ -128,48 +142,97 @@ class FramingModel:
         return {"name": self.name, "schema_version": self.schema_version, "frame_names": self.frame_names,
                 "stance_names": self.stance_names, "display_names": dict(self.display_names),
                 "thresholds": dict(zip(self.frame_names, map(float, self.thresholds))), "config": self.config,
-                "format": self.format}
+                "format": self.format, "inference": "numpy" if self.inference is not None else "scikit-learn"}
 
     # -- files
 
     def save(self, path: str | Path) -> Path:
-        """Write the model to ``path`` atomically (joblib pickle); returns the path."""
-        import joblib
-
+        """Write the model to ``path`` atomically (pickle); returns the path."""
         from pipeline.fsutil import atomic_open
 
         with atomic_open(path, "wb") as fh:
-            joblib.dump(self, fh)
+            pickle.dump(self, fh, protocol=5)
         return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> "FramingModel":
         """The model saved at ``path``; InputError (naming the file) when absent, unreadable or too old."""
-        import joblib
-
         path = Path(path)
         if not path.is_file():
             raise InputError(f"{path}: model not found (run the train stage)")
         try:
-            model = joblib.load(path)
+            with path.open("rb") as fh:
+                model = pickle.load(fh)
         except InputError as exc:
             raise InputError(f"{path}: {exc}") from None
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same to the user
-            raise InputError(f"{path}: cannot load the model ({type(exc).__name__}: {exc}); it was saved by an "
-                             f"unsupported version of the pipeline: retrain it") from None
+        except Exception:  # noqa: BLE001 - formats 1-2 were written by joblib, whose arrays plain pickle cannot read
+            model = _joblib_load(path)
         if not isinstance(model, cls):
             raise InputError(f"{path}: not a FramingModel (got {type(model).__name__})")
         return model
 
+    # -- pickling: the estimators travel as a nested pickle, unpickled on first use
+
+    def __getstate__(self) -> dict:
+        state = {k: v for k, v in self.__dict__.items() if k not in _ESTIMATORS}
+        if "_estimators" not in state:  # a loaded model whose estimators were never unpickled keeps its bytes
+            state["_estimators"] = _dump_estimators(tuple(getattr(self, k) for k in _ESTIMATORS), self.inference)
+        return state
+
+    def __getattr__(self, name: str):
+        # Only reached when ``name`` is not set: the estimators of a loaded model, on first use.
+        if name in _ESTIMATORS and "_estimators" in self.__dict__:
+            blob = self.__dict__.pop("_estimators")
+            self.__dict__.update(zip(_ESTIMATORS, _load_estimators(blob, self.__dict__.get("inference"))))
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def __setstate__(self, state: dict) -> None:
         fmt = state.get("format")
-        if fmt != MODEL_FORMAT:
+        while fmt != MODEL_FORMAT:
             upgrade = _UPGRADES.get(fmt)
             if upgrade is None:
                 raise InputError(f"model format {fmt} is not supported (this pipeline reads formats "
                                  f"{sorted([*_UPGRADES, MODEL_FORMAT])}); retrain")
             state = upgrade(state)
+            fmt = state["format"]
         self.__dict__.update(state)
+
+
+def _dump_estimators(estimators: tuple, inference) -> bytes:
+    """Pickle ``estimators``; objects ``inference`` also holds (the embedding table, the vocabulary)
+    are written as references to it, so the file holds them once."""
+    shared = {id(o): i for i, o in enumerate(inference.shared())} if inference is not None else {}
+
+    class _Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return shared.get(id(obj))
+
+    buf = io.BytesIO()
+    _Pickler(buf, protocol=5).dump(estimators)
+    return buf.getvalue()
+
+
+def _load_estimators(blob: bytes, inference) -> tuple:
+    shared = inference.shared() if inference is not None else []
+
+    class _Unpickler(pickle.Unpickler):
+        def persistent_load(self, pid):
+            return shared[pid]
+
+    return _Unpickler(io.BytesIO(blob)).load()
+
+
+def _joblib_load(path: Path) -> Any:
+    import joblib
+
+    try:
+        return joblib.load(path)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same to the user
+        raise InputError(f"{path}: cannot load the model ({type(exc).__name__}: {exc}); it was saved by an "
+                         f"unsupported version of the pipeline: retrain it") from None
 
 
 def _upgrade_from_1(state: dict) -> dict:
@@ -179,8 +242,18 @@ def _upgrade_from_1(state: dict) -> dict:
         raise InputError("model format 1 from before evidence columns were cached is not supported; retrain")
     state = dict(state)
     state["display_names"] = {k: default_display(k) for k in (*state["frame_names"], *state["stance_names"])}
+    state["format"] = 2
+    return state
+
+
+def _upgrade_from_2(state: dict) -> dict:
+    """Format 2 → 3: the estimators were pickled in place (scikit-learn is loaded already); compile them."""
+    from pipeline.model.compile import compile_inference
+
+    state = dict(state)
+    state["inference"] = compile_inference(*(state[k] for k in _ESTIMATORS))
     state["format"] = MODEL_FORMAT
     return state
 
 
-_UPGRADES = {1: _upgrade_from_1}
+_UPGRADES = {1: _upgrade_from_1, 2: _upgrade_from_2}

@@ -10,7 +10,6 @@ Every transform is row-independent: a passage gets the same features alone or in
 from __future__ import annotations
 
 import functools
-import itertools
 import re
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -20,15 +19,9 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 
 from pipeline.errors import InputError
+from pipeline.model.inference import WORD, match_cues, mean_embeddings, words_only
 
-_WORD = re.compile(r"\w+")
-_NOT_WORD = re.compile(r"[^\w']+")
-
-
-def words_only(text: str) -> str:
-    """Lower-cased words separated by single spaces: what character n-grams are taken from, so that
-    punctuation and spacing (which carry no framing) cannot change a prediction."""
-    return _NOT_WORD.sub(" ", text.lower()).strip()
+__all__ = ["CueFeaturizer", "StaticEmbedder", "CueEmbeddingFeatures", "MixedFeatures", "cue_matrix", "words_only"]
 
 
 class CueFeaturizer(BaseEstimator, TransformerMixin):
@@ -71,28 +64,11 @@ class CueFeaturizer(BaseEstimator, TransformerMixin):
         self.by_first_word_: dict[str, list[int]] = {}
         self.anywhere_: list[int] = []
         for j, cue in enumerate(self.vocabulary_):
-            first = _WORD.match(cue)
+            first = WORD.match(cue)
             (self.by_first_word_.setdefault(first.group(), []) if first else self.anywhere_).append(j)
 
-    def _counts(self, low: str, start: int) -> bool:
-        """Whether a cue found at ``start`` counts: no negator close enough before it (same clause)."""
-        return self.negation_ is None or self.negation_.search(low, max(0, start - 80), start) is None
-
     def transform(self, X: Iterable[str]):
-        rows, cols = [], []
-        n = 0
-        for i, text in enumerate(X):
-            low = text.lower()
-            n = i + 1
-            found = {j for j in self.anywhere_ for m in self.patterns_[j].finditer(low) if self._counts(low, m.start())}
-            for word in _WORD.finditer(low):
-                for j in self.by_first_word_.get(word.group(), ()):
-                    if j not in found and self.patterns_[j].match(low, word.start()) and self._counts(low, word.start()):
-                        found.add(j)
-            rows += [i] * len(found)
-            cols += sorted(found)
-        data = np.ones(len(rows), dtype=np.float64)
-        return sp.csr_matrix((data, (rows, cols)), shape=(n, len(self.vocabulary_)))
+        return match_cues(list(X), self.patterns_, self.by_first_word_, self.anywhere_, self.negation_)
 
     def get_feature_names_out(self, input_features=None):
         return np.asarray(self.vocabulary_, dtype=object)
@@ -145,8 +121,8 @@ class StaticEmbedder(BaseEstimator, TransformerMixin):
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """(n, dim) float64 unit vectors (zeros for a text with no known token).
 
-        model2vec's ``encode`` (same truncation and tokens), with the per-text means done as one
-        sparse segment-sum over a float32 copy of the table: model2vec averages float16 rows one
+        model2vec's ``encode`` (same truncation and tokens), with the per-text means done by
+        ``mean_embeddings`` over a float32 copy of the table: model2vec averages float16 rows one
         length bucket at a time, which costs more than tokenising.
         """
         model = self.model_
@@ -158,17 +134,7 @@ class StaticEmbedder(BaseEstimator, TransformerMixin):
         if model.max_length is not None:
             limit = model.max_length * model.median_token_length
             texts = [t[:limit] for t in texts]
-        ids = model.tokenize(texts)
-        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        n_tokens = int(lengths.sum())
-        flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=n_tokens)
-        segments = sp.csr_matrix((np.repeat(1.0 / np.maximum(lengths, 1), lengths).astype(np.float32),
-                                  np.arange(n_tokens), np.concatenate([[0], np.cumsum(lengths)])),
-                                 shape=(len(ids), n_tokens))
-        out = np.asarray(segments @ self._table()[flat])
-        if model.normalize:
-            out /= np.linalg.norm(out, axis=1, keepdims=True) + 1e-32
-        return out.astype(np.float64)
+        return mean_embeddings(model.tokenize(texts), self._table(), bool(model.normalize))
 
     def _table(self) -> np.ndarray:
         # float32 copy of the (float16) table, built on first use and never pickled.

@@ -30,23 +30,6 @@ SCHEMA = load_label_schema(LABELS)
 FRAMES, STANCES = SCHEMA.frame_names, SCHEMA.stance_names
 
 
-@pytest.fixture(scope="module")
-def static_dir(tmp_path_factory) -> Path:
-    """A model2vec folder over every word of the synthetic passages and the label definitions."""
-    words = set()
-    for text in [r["text"] for r in build_records(48, seed=3)] + [l.definition + " " + " ".join(l.cues)
-                                                               for l in (*SCHEMA.frames, *SCHEMA.stance)]:
-        words.update(w.lower() for w in re.findall(r"\w+", text))
-    vocab = {"[UNK]": 0, **{w: i + 1 for i, w in enumerate(sorted(words))}}
-    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer.normalizer = normalizers.Lowercase()
-    vectors = np.random.default_rng(0).normal(size=(len(vocab), 16)).astype(np.float32)
-    out = tmp_path_factory.mktemp("static") / "static_embedding"
-    StaticModel(vectors=vectors, tokenizer=tokenizer, normalize=True).save_pretrained(str(out))
-    return out
-
-
 TEXTS = ["Moscow wants to buy munitions and shells in exchange for grain and oil.",
          "The isolated pariah regime, an international outcast, is shunned.",
          "A comprehensive strategic partnership and a mutual defence treaty."]

@@ -1,0 +1,365 @@
+"""The forward pass without scikit-learn: what a saved model runs to predict.
+
+A fitted model is trained with scikit-learn, but predicting with it needs only a few arrays,
+regular expressions and a tokenizer. ``pipeline.model.compile`` copies those out of the fitted
+estimators into the plain objects below, and ``FramingModel`` predicts through them, so loading a
+model to predict imports NumPy, SciPy's sparse matrices and ``tokenizers`` — not scikit-learn,
+SciPy's statistics or pandas (about 2 s of start-up on a 2-core machine, bench/RESULTS.md).
+
+Every operation is the one the scikit-learn estimator performs, in the same order on the same
+dtypes, so the probabilities are bit-identical to the estimators' (tested on the corpus). The
+functions ``match_cues`` and ``mean_embeddings`` are also what the training-time estimators in
+``pipeline.model.features`` call: one implementation for both.
+
+This module must not import scikit-learn (a test checks it).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+WORD = re.compile(r"\w+")
+_NOT_WORD = re.compile(r"[^\w']+")
+_WHITE_SPACES = re.compile(r"\s\s+")  # scikit-learn's CountVectorizer._white_spaces
+
+
+def words_only(text: str) -> str:
+    """Lower-cased words separated by single spaces: what character n-grams are taken from, so that
+    punctuation and spacing (which carry no framing) cannot change a prediction."""
+    return _NOT_WORD.sub(" ", text.lower()).strip()
+
+
+# -- shared kernels (also called by the training-time estimators)
+
+def match_cues(texts: Sequence[str], patterns: Sequence[re.Pattern], by_first_word: dict[str, list[int]],
+               anywhere: Sequence[int], negation: re.Pattern | None) -> sp.csr_matrix:
+    """(n, n_cues) 0/1 CSR: which cue patterns occur in each text, outside a negator's reach.
+
+    A cue is tried only where its first word occurs (``by_first_word``); cues that do not start
+    with a word character are searched everywhere (``anywhere``). A cue found at ``start`` counts
+    only if ``negation`` does not match the 80 characters before it (same clause).
+    """
+    def counts(low: str, start: int) -> bool:
+        return negation is None or negation.search(low, max(0, start - 80), start) is None
+
+    rows, cols = [], []
+    n = 0
+    for i, text in enumerate(texts):
+        low = text.lower()
+        n = i + 1
+        found = {j for j in anywhere for m in patterns[j].finditer(low) if counts(low, m.start())}
+        for word in WORD.finditer(low):
+            for j in by_first_word.get(word.group(), ()):
+                if j not in found and patterns[j].match(low, word.start()) and counts(low, word.start()):
+                    found.add(j)
+        rows += [i] * len(found)
+        cols += sorted(found)
+    data = np.ones(len(rows), dtype=np.float64)
+    return sp.csr_matrix((data, (rows, cols)), shape=(n, len(patterns)))
+
+
+def mean_embeddings(ids: Sequence[Sequence[int]], table32: np.ndarray, normalize: bool) -> np.ndarray:
+    """(n, dim) float64: the mean of each text's token vectors (unit length when ``normalize``).
+
+    One sparse segment-sum over a float32 copy of the table: each row is computed on its own,
+    so a text gets the same vector alone or in a batch.
+    """
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    n_tokens = int(lengths.sum())
+    flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=n_tokens)
+    segments = sp.csr_matrix((np.repeat(1.0 / np.maximum(lengths, 1), lengths).astype(np.float32),
+                              np.arange(n_tokens), np.concatenate([[0], np.cumsum(lengths)])),
+                             shape=(len(ids), n_tokens))
+    out = np.asarray(segments @ table32[flat])
+    if normalize:
+        out /= np.linalg.norm(out, axis=1, keepdims=True) + 1e-32
+    return out.astype(np.float64)
+
+
+def expit(x: np.ndarray) -> np.ndarray:
+    """The logistic function, as scikit-learn's heads apply it (SciPy's ufunc)."""
+    from scipy.special import expit as _expit  # imported on first prediction, not on load
+
+    return _expit(x)
+
+
+def softmax(d: np.ndarray) -> np.ndarray:
+    """Row-wise softmax exactly as ``sklearn.utils.extmath.softmax`` computes it (in place on ``d``)."""
+    d -= np.max(d, axis=1).reshape((-1, 1))
+    np.exp(d, out=d)
+    d /= np.sum(d, axis=1).reshape((-1, 1))
+    return d
+
+
+# -- featurisers
+
+@dataclass
+class Cues:
+    """Fitted cue matcher: ``match_cues`` with the state of a fitted ``CueFeaturizer``."""
+
+    patterns: list
+    by_first_word: dict
+    anywhere: list
+    negation: Any
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        return match_cues(texts, self.patterns, self.by_first_word, self.anywhere, self.negation)
+
+
+@dataclass
+class Embedding:
+    """Fitted static embedding: a ``tokenizers.Tokenizer``, its float16 table and model2vec's settings,
+    plus the label prototypes' vectors (``StaticEmbedder``'s transform)."""
+
+    tokenizer: Any
+    table: np.ndarray
+    unk_token_id: int | None
+    max_length: int | None
+    median_token_length: int
+    normalize: bool
+    prototype_vectors: np.ndarray
+    _table32: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.table.shape[1]))
+        if self.max_length is not None:
+            limit = self.max_length * self.median_token_length
+            texts = [t[:limit] for t in texts]
+        ids = [e.ids for e in self.tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
+        if self.unk_token_id is not None:
+            ids = [[t for t in row if t != self.unk_token_id] for row in ids]
+        if self._table32 is None:
+            self._table32 = np.asarray(self.table, dtype=np.float32)
+        return mean_embeddings(ids, self._table32, self.normalize)
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray:
+        E = self.embed(texts)
+        if not len(self.prototype_vectors):
+            return E
+        return np.hstack([E, np.einsum("ij,kj->ik", E, self.prototype_vectors)])
+
+    def __getstate__(self):
+        return {**self.__dict__, "_table32": None}
+
+
+@dataclass
+class CueEmbedding:
+    """``CueEmbeddingFeatures``: cue indicators, log(1 + cue count) per label, the embedding block."""
+
+    cues: Cues
+    embedding: Embedding
+    label_matrix: np.ndarray
+
+    def dense(self, texts: Sequence[str]) -> np.ndarray:
+        K = self.cues.transform(texts)
+        return np.hstack([K.toarray(), np.log1p(K @ self.label_matrix), self.embedding.transform(texts)])
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        return sp.csr_matrix(self.dense(texts))
+
+
+@dataclass
+class Tfidf:
+    """A fitted ``TfidfVectorizer`` (word n-grams of ``token_pattern`` tokens of the lower-cased text,
+    or ``char_wb`` n-grams of ``words_only`` text; counts, sublinear tf, idf weights, L2 rows). Only
+    the settings ``compile`` checked are supported; each step is scikit-learn's, in its order."""
+
+    vocabulary: dict
+    idf: np.ndarray
+    analyzer: str  # "word" | "char_wb"
+    token_pattern: str
+    ngram_range: tuple[int, int]
+    sublinear_tf: bool
+
+    def __post_init__(self):
+        self._tokens = re.compile(self.token_pattern).findall
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_tokens"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.__post_init__()
+
+    def _analyze(self, text: str) -> list[str]:
+        if self.analyzer == "char_wb":
+            return self._char_wb_ngrams(words_only(text))
+        return self._word_ngrams(self._tokens(text.lower()))
+
+    def _word_ngrams(self, tokens: list[str]) -> list[str]:
+        # CountVectorizer._word_ngrams
+        min_n, max_n = self.ngram_range
+        if max_n == 1:
+            return tokens
+        original = tokens
+        if min_n == 1:
+            tokens, min_n = list(original), min_n + 1
+        else:
+            tokens = []
+        for n in range(min_n, min(max_n + 1, len(original) + 1)):
+            for i in range(len(original) - n + 1):
+                tokens.append(" ".join(original[i:i + n]))
+        return tokens
+
+    def _char_wb_ngrams(self, text: str) -> list[str]:
+        # CountVectorizer._char_wb_ngrams
+        min_n, max_n = self.ngram_range
+        ngrams = []
+        for w in _WHITE_SPACES.sub(" ", text).split():
+            w = " " + w + " "
+            for n in range(min_n, max_n + 1):
+                offset = 0
+                ngrams.append(w[offset:offset + n])
+                while offset + n < len(w):
+                    offset += 1
+                    ngrams.append(w[offset:offset + n])
+                if offset == 0:  # a short word (len(w) < n) counts once
+                    break
+        return ngrams
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        # Per text: the vocabulary index of every known n-gram (looked up by map, in C), then the
+        # sorted distinct indices with their counts: CountVectorizer's counts with sorted indices.
+        lookup, rows = self.vocabulary.get, []
+        for text in texts:
+            found = np.fromiter(map(lookup, self._analyze(text), itertools.repeat(-1)), dtype=np.int32)
+            rows.append(np.unique(found[found >= 0], return_counts=True))
+        indptr = np.zeros(len(rows) + 1, dtype=np.int32)
+        indptr[1:] = np.cumsum([len(j) for j, _ in rows])
+        indices = np.concatenate([j for j, _ in rows]) if rows else np.zeros(0, dtype=np.int32)
+        counts = np.concatenate([c for _, c in rows]) if rows else np.zeros(0)
+        X = sp.csr_matrix((counts.astype(np.float64), indices.astype(np.int32), indptr),
+                          shape=(len(rows), len(self.vocabulary)))
+        if self.sublinear_tf:
+            np.log(X.data, X.data)
+            X.data += 1.0
+        X.data *= self.idf[X.indices]
+        # inplace_csr_row_normalize_l2: a sequential sum of squares per row (cumsum is sequential).
+        data = X.data
+        for i in range(X.shape[0]):
+            lo, hi = X.indptr[i], X.indptr[i + 1]
+            if hi > lo:
+                norm = np.sqrt(np.cumsum(data[lo:hi] * data[lo:hi])[-1])
+                if norm != 0.0:
+                    data[lo:hi] /= norm
+        return X
+
+
+@dataclass
+class Union:
+    """A ``FeatureUnion`` of word TF-IDF vectorisers: their blocks side by side."""
+
+    tfidf: list
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        return sp.hstack([t.transform(texts) for t in self.tfidf]).tocsr()
+
+
+@dataclass
+class Mixed:
+    """``MixedFeatures``: TF-IDF blocks beside the scaled cue/embedding block, one CSR matrix."""
+
+    tfidf: list
+    cue_embedding: CueEmbedding
+    scale: np.ndarray
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        blocks = [t.transform(texts) for t in self.tfidf]
+        tfidf = blocks[0] if len(blocks) == 1 else sp.hstack(blocks, format="csr")
+        block = sp.csr_matrix(self.cue_embedding.transform(texts).multiply(self.scale))
+        return sp.hstack([sp.csr_matrix(tfidf), block], format="csr")
+
+
+# -- heads
+
+@dataclass
+class FramesHead:
+    """``MultiLabelHead`` with logistic-regression label models: sigmoid(X · coef + intercept);
+    labels seen with one value in training have a constant probability."""
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    constant: np.ndarray
+
+    def predict_proba(self, X) -> np.ndarray:
+        P = expit(np.asarray(X @ self.coef) + self.intercept)
+        const = ~np.isnan(self.constant)
+        P[:, const] = self.constant[const]
+        return P
+
+
+@dataclass
+class StanceHead:
+    """``StanceHead`` over a ``LogisticRegression`` (softmax over its classes, or sigmoid for two)
+    or a constant distribution (one class in training)."""
+
+    n_classes: int
+    classes: np.ndarray | None = None
+    coef: np.ndarray | None = None
+    intercept: np.ndarray | None = None
+    constant: np.ndarray | None = None
+
+    def predict_proba(self, X) -> np.ndarray:
+        if self.coef is None:
+            return np.tile(self.constant, (X.shape[0], 1))
+        d = np.asarray(X @ self.coef.T) + self.intercept
+        if d.shape[1] == 1:  # binary: LogisticRegression's _predict_proba_lr
+            p = expit(d.reshape(-1))
+            proba = np.vstack([1 - p, p]).T
+        else:
+            proba = softmax(d)
+        P = np.zeros((X.shape[0], self.n_classes))
+        P[:, self.classes] = proba
+        return P
+
+
+@dataclass
+class LexiconFrames:
+    """``heads.LexiconFrames``: k / (k + 1) for k matched cues of the label."""
+
+    coef: np.ndarray
+
+    def predict_proba(self, X) -> np.ndarray:
+        k = np.asarray(X @ self.coef.T)
+        return k / (k + 1.0)
+
+
+@dataclass
+class LexiconStance:
+    """``heads.LexiconStance``: cue counts smoothed towards the training prior."""
+
+    coef: np.ndarray
+    prior: np.ndarray
+    alpha: float
+
+    def predict_proba(self, X) -> np.ndarray:
+        k = np.asarray(X @ self.coef.T)
+        return (k + self.alpha * self.prior) / (k.sum(axis=1, keepdims=True) + self.alpha)
+
+
+@dataclass
+class Inference:
+    """What a ``FramingModel`` predicts with: a featuriser and the two heads, all free of scikit-learn."""
+
+    featurizer: Any
+    frames_head: FramesHead | LexiconFrames
+    stance_head: StanceHead | LexiconStance
+
+    def shared(self) -> list:
+        """Large objects the fitted estimators hold too (pickled once, by reference from the estimators)."""
+        out = []
+        for f in getattr(self.featurizer, "tfidf", ()):
+            out += [f.vocabulary, f.idf]
+        ce = self.featurizer if isinstance(self.featurizer, CueEmbedding) else getattr(self.featurizer, "cue_embedding", None)
+        if ce is not None:
+            out += [ce.embedding.table, ce.embedding.tokenizer]
+        out += [a for a in (self.frames_head.coef, self.stance_head.coef) if a is not None]
+        return out

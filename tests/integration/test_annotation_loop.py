@@ -222,8 +222,8 @@ def test_the_served_model_is_the_new_champion(served, repo):
     text = "Moscow and Pyongyang signed a treaty of comprehensive strategic partnership with a mutual defence clause."
     got = requests.post(f"{served['base']}/predict", json={"texts": [text]}, timeout=30).json()
     expected = FramingModel.load(repo["dir"] / "models/model.pkl").predict([text])[0]
-    assert got["predictions"][0]["decided_frames"] == expected["decided_frames"]
-    assert got["predictions"][0]["stance"] == expected["stance"]
+    assert got["results"][0]["decided_frames"] == expected["decided_frames"]
+    assert got["results"][0]["frames"] == expected["frames"] and got["results"][0]["stance"] == expected["stance"]
 
 
 def test_label_studio_asks_the_served_champion_live(served, repo):

@@ -10,6 +10,11 @@ import numpy as np
 
 from pipeline.errors import InputError
 
+# ``params={"output": ...}``: "json" (the default: five string columns, JSON for nested values, what
+# `mlflow models serve` answers) or "record" (the columns of pipeline.scored, one per frame and stance
+# probability plus decided_frames as a list: what `framing score --engine spark` asks spark_udf for).
+OUTPUTS = ("json", "record")
+
 
 def texts_from_input(model_input) -> list[str]:
     """Accept a list, 1-D array, Series, or DataFrame (column ``text`` or the only column) of strings."""
@@ -51,10 +56,12 @@ class FramingPyfunc(mlflow.pyfunc.PythonModel):
     """mlflow.pyfunc wrapper: loads the pickled FramingModel from artifact ``model``.
 
     ``predict`` takes strings as a 1-D array, Series or DataFrame column and returns one
-    row per text; nested values are JSON strings so every column is a plain string that
-    survives signature enforcement and HTTP serving. The logged signature is a 1-D string
-    tensor, so ``PyFuncModel.predict`` rejects a bare Python list before this code runs:
-    pass ``np.asarray(texts)`` (over HTTP, ``{"inputs": [...]}`` is converted for you).
+    row per text. By default nested values are JSON strings so every column is a plain string that
+    survives signature enforcement and HTTP serving; ``params={"output": "record"}`` returns the
+    whole record as the columns of ``pipeline.scored`` instead (a struct, through ``spark_udf``).
+    The logged signature is a 1-D string tensor, so ``PyFuncModel.predict`` rejects a bare Python
+    list before this code runs: pass ``np.asarray(texts)`` (over HTTP, ``{"inputs": [...]}`` is
+    converted for you).
     """
 
     def load_context(self, context):
@@ -63,4 +70,14 @@ class FramingPyfunc(mlflow.pyfunc.PythonModel):
         self.model = FramingModel.load(context.artifacts["model"])
 
     def predict(self, context, model_input, params=None):
-        return records_frame(self.model.predict(texts_from_input(model_input)))
+        output = (params or {}).get("output", "json")
+        if output not in OUTPUTS:
+            raise InputError(f"params.output: expected one of {list(OUTPUTS)}, got {output!r}")
+        records = self.model.predict(texts_from_input(model_input))
+        if output == "record":
+            import pandas as pd
+
+            from pipeline.scored import prediction_columns
+
+            return pd.DataFrame(prediction_columns(records, self.model.frame_names, self.model.stance_names))
+        return records_frame(records)

@@ -425,7 +425,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report", default="metrics/ingest.json")
     parser.add_argument("--engine", choices=("local", "spark"), default="local",
                         help="local (default; what dvc repro runs) or spark (pipeline.spark.ingest: the same records)")
-    parser.add_argument("--master", help="Spark master URL for --engine spark (default: spark.master in params.yaml)")
+    parser.add_argument("--master", help="Spark master URL for --engine spark (default: spark-submit's, else spark.master)")
     args = parser.parse_args(argv)
     params = load_params(args.params)
     input_dirs = args.input_dir or params.ingest.input_dirs

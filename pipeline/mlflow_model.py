@@ -50,6 +50,24 @@ def records_frame(records: list[dict[str, Any]]):
     }, columns=["stance", "decided_frames", "frames", "stance_scores", "evidence"])
 
 
+_LOADED: dict[tuple, Any] = {}
+
+
+def _load_cached(path: str):
+    """FramingModel.load, once per process and model file: spark_udf loads the model afresh for every
+    Spark task (every part of `framing score`), which for the champion costs more than scoring the part."""
+    import os
+
+    from pipeline.model import FramingModel
+
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _LOADED:
+        _LOADED.clear()  # one model per process is what every caller needs; never let them pile up
+        _LOADED[key] = FramingModel.load(path)
+    return _LOADED[key]
+
+
 # MLflow warns once, at class creation, that predict() has no type hints; hints would make it
 # re-infer the input schema we set explicitly (a 1-D string tensor), so the warning is accepted.
 class FramingPyfunc(mlflow.pyfunc.PythonModel):
@@ -65,9 +83,7 @@ class FramingPyfunc(mlflow.pyfunc.PythonModel):
     """
 
     def load_context(self, context):
-        from pipeline.model import FramingModel
-
-        self.model = FramingModel.load(context.artifacts["model"])
+        self.model = _load_cached(context.artifacts["model"])
 
     def predict(self, context, model_input, params=None):
         output = (params or {}).get("output", "json")

@@ -242,7 +242,7 @@ def run(input_path: str | Path, out: str | Path, params: ScoreParams, scoring: S
     if engine == "spark":
         from pipeline.spark.score import SparkEngine
 
-        runner = SparkEngine(scoring, master or (spark_params or SparkParams()).master, spark_params or SparkParams())
+        runner = SparkEngine(scoring, master, spark_params or SparkParams())
     else:
         runner = LocalEngine(scoring, workers or params.workers or len(os.sched_getaffinity(0)))
     model = scoring.model
@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", help="a FramingModel file (default: train.model_name@train.alias from the registry)")
     parser.add_argument("--engine", choices=("local", "spark"), default="local")
     parser.add_argument("--workers", type=int, help="local engine processes (default: score.workers; 0 = every core)")
-    parser.add_argument("--master", help="Spark master URL for --engine spark (default: spark.master)")
+    parser.add_argument("--master", help="Spark master URL for --engine spark (default: spark-submit's, else spark.master)")
     parser.add_argument("--batch-size", type=int, help="passages per predict() call (default: score.batch_size)")
     args = parser.parse_args(argv)
     if args.engine != "spark" and args.master:

@@ -144,7 +144,7 @@ def plan_tasks(spark, paths: Sequence[Path], chunk_bytes: int) -> list[tuple[str
 
 def run(input_dirs: str | Path | Sequence[str | Path], passages: str | Path, report: str | Path,
         params: IngestParams, seed: int, spark_params: SparkParams, master: str | None = None) -> dict:
-    """Ingest as ``pipeline.ingest.run`` does, on Spark (``master``: a master URL, None = spark.master);
+    """Ingest as ``pipeline.ingest.run`` does, on Spark (``master``: a master URL; None: spark-submit's or spark.master);
     same ``passages`` and ``report``. InputError naming file and line on bad input; nothing is written then."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
@@ -158,7 +158,7 @@ def run(input_dirs: str | Path | Sequence[str | Path], passages: str | Path, rep
     paths = list_documents(input_dirs)
     num_perm, bands, threshold = params.dedup.num_perm, params.dedup.bands, params.dedup.threshold
     rows_per_band = num_perm // bands
-    with spark_session(master or spark_params.master, "framing-ingest", spark_params.driver_memory) as spark, \
+    with spark_session(master, "framing-ingest", spark_params) as spark, \
             task_errors():
         tasks = plan_tasks(spark, paths, spark_params.chunk_mib << 20)
         shuffle_partitions(spark, sum(p.stat().st_size for p in paths))

@@ -63,7 +63,7 @@ class SparkEngine:
 
     def __enter__(self) -> "SparkEngine":
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per model file
-        self._session = spark_session(self.master, "framing-score", self.spark_params.driver_memory)
+        self._session = spark_session(self.master, "framing-score", self.spark_params)
         self.spark = self._session.__enter__()
         self._tmp = tempfile.TemporaryDirectory(prefix="framing-score-spark-")
         return self

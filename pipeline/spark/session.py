@@ -15,6 +15,7 @@ import shutil
 import sys
 from typing import Iterator
 
+from pipeline.config import SparkParams
 from pipeline.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -34,25 +35,35 @@ def require_java() -> None:
                          "install it, e.g. `sudo apt-get install openjdk-17-jre-headless` on Debian/Ubuntu")
 
 
+def under_spark_submit() -> bool:
+    """Whether spark-submit launched this process (its JVM is already running, with its --master)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
 @contextlib.contextmanager
-def spark_session(master: str | None, app_name: str, driver_memory: str = "1g",
+def spark_session(master: str | None, app_name: str, spark_params: SparkParams | None = None,
                   conf: dict[str, str] | None = None) -> Iterator:
-    """A SparkSession for ``master`` (None: whatever spark-submit configured, else local[2]).
+    """A SparkSession: on ``master`` when given; else spark-submit's when it launched us; else ``spark.master``.
 
     Reuses an active session and leaves it running; stops only a session it started itself.
     """
     from pyspark.sql import SparkSession
 
+    spark_params = spark_params or SparkParams()
     active = SparkSession.getActiveSession()
     if active is not None:
         if master and active.sparkContext.master != master:
             log.warning("spark: using the running session on %s, not %s", active.sparkContext.master, master)
         yield active
         return
-    require_java()
-    local = master is None or master.startswith("local")
-    # Python workers must run this interpreter (the project's virtualenv), not whatever `python3` is.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    submitted = under_spark_submit()  # then spark-submit's flags decide the JVM, the master and the executors' Python
+    if master is None and not submitted:
+        master = spark_params.master
+    local = not submitted and master is not None and master.startswith("local")
+    if not submitted:
+        require_java()
+        # Python workers must run this interpreter (the project's virtualenv), not whatever `python3` is.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if local:
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.appName(app_name)
@@ -64,7 +75,7 @@ def spark_session(master: str | None, app_name: str, driver_memory: str = "1g",
         "spark.ui.showConsoleProgress": str(sys.stderr.isatty()).lower(),
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.session.timeZone": "UTC",
-        "spark.driver.memory": driver_memory,
+        **({} if submitted else {"spark.driver.memory": spark_params.driver_memory}),
         **({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"} if local else {}),
         **{f"spark.executorEnv.{var}": "1" for var in THREAD_VARS},
         "spark.executorEnv.MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",

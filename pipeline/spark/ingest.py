@@ -44,17 +44,21 @@ log = logging.getLogger(__name__)
 STAT_FIELDS = ("navigation", "caption", "teaser", "not_prose", "end_marker", "exact_duplicate")
 
 
-def _row_schema():
-    from pyspark.sql.types import (ArrayType, BooleanType, IntegerType, StringType, StructField, StructType)
+def _row_arrow_schema():
+    """One row per kept paragraph (``is_doc`` false) or per document (true: its counts); (t, d, p) is
+    the reading order: task, document within the task, paragraph within the document."""
+    import pyarrow as pa
 
-    s, i = StringType(), IntegerType()
-    return StructType([
-        StructField("t", i), StructField("d", i), StructField("p", i), StructField("is_doc", BooleanType()),
-        StructField("pid", s), StructField("text", s), StructField("meta", s), StructField("doc_id", s),
-        StructField("path", s), StructField("char_start", i), StructField("char_end", i), StructField("date", s),
-        StructField("sig", ArrayType(i)), StructField("file", s), StructField("kept", i),
-        *(StructField(k, i) for k in STAT_FIELDS[:-1]),
-    ])
+    i32, s = pa.int32(), pa.string()
+    return pa.schema([("t", i32), ("d", i32), ("p", i32), ("is_doc", pa.bool_()), ("pid", s), ("text", s),
+                      ("meta", s), ("doc_id", s), ("path", s), ("char_start", i32), ("char_end", i32), ("date", s),
+                      ("sig", pa.list_(i32)), ("file", s), ("kept", i32), *((k, i32) for k in STAT_FIELDS[:-1])])
+
+
+def _row_schema():
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(_row_arrow_schema())
 
 
 def _task_rows(tasks: Sequence[tuple[str, Chunk | None]], params: IngestParams, seed: int, batch_rows: int = 4096):
@@ -65,15 +69,10 @@ def _task_rows(tasks: Sequence[tuple[str, Chunk | None]], params: IngestParams, 
     from pipeline.dedup import MinHasher
     from pipeline.ingest import Cleaner, document_passages, file_documents
 
-    names = [f.name for f in _row_schema().fields]
+    arrow_schema = _row_arrow_schema()
 
     def emit(rows: list[dict]):
         return pa.RecordBatch.from_pylist(rows, schema=arrow_schema)
-
-    arrow_schema = pa.schema([
-        (n, pa.bool_() if n == "is_doc" else pa.list_(pa.int32()) if n == "sig"
-         else pa.int32() if n in ("t", "d", "p", "char_start", "char_end", "kept", *STAT_FIELDS) else pa.string())
-        for n in names])
 
     def run(batches: Iterator) -> Iterator:
         cleaner = Cleaner(params)
@@ -130,15 +129,14 @@ def _format_lines():
 def plan_tasks(spark, paths: Sequence[Path], chunk_bytes: int) -> list[tuple[str, Chunk | None]]:
     """(file, byte range) per task in reading order: a task per file, JSONL files cut into ranges
     whose first line numbers come from a line-counting job."""
+    chunks = {p: split(p, chunk_bytes) for p in paths if p.suffix.lower() == ".jsonl"}
+    flat = [c for cs in chunks.values() for c in cs]
+    counts = spark.sparkContext.parallelize(flat, len(flat)).map(count_lines).collect() if flat else []
+    numbered_chunks = iter(numbered(flat, counts))
     tasks: list[tuple[str, Chunk | None]] = []
-    chunks = [c for p in paths if p.suffix.lower() == ".jsonl" for c in split(p, chunk_bytes)]
-    counts = spark.sparkContext.parallelize(chunks, max(1, len(chunks))).map(count_lines).collect() if chunks else []
-    numbered_chunks = iter(numbered(chunks, counts))
     for path in paths:
-        if path.suffix.lower() == ".jsonl":
-            tasks += [(path.as_posix(), next(numbered_chunks)) for _ in split(path, chunk_bytes)]
-        else:
-            tasks.append((path.as_posix(), None))
+        tasks += [(path.as_posix(), next(numbered_chunks)) for _ in chunks[path]] if path in chunks \
+            else [(path.as_posix(), None)]
     return tasks
 
 

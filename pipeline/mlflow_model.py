@@ -50,18 +50,19 @@ def records_frame(records: list[dict[str, Any]]):
     }, columns=["stance", "decided_frames", "frames", "stance_scores", "evidence"])
 
 
-_LOADED: dict[tuple, Any] = {}
+_LOADED: dict[str, Any] = {}
 
 
 def _load_cached(path: str):
     """FramingModel.load, once per process and model file: spark_udf loads the model afresh for every
-    Spark task (every part of `framing score`), which for the champion costs more than scoring the part."""
-    import os
+    Spark task (every part of `framing score`), each time from a fresh copy of the model folder, and
+    unpickling the champion costs more than scoring a part. Keyed by the file's SHA-256 (~30 ms)."""
+    import hashlib
 
     from pipeline.model import FramingModel
 
-    stat = os.stat(path)
-    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+    with open(path, "rb") as fh:
+        key = hashlib.file_digest(fh, "sha256").hexdigest()
     if key not in _LOADED:
         _LOADED.clear()  # one model per process is what every caller needs; never let them pile up
         _LOADED[key] = FramingModel.load(path)

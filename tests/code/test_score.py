@@ -227,3 +227,15 @@ def test_pyfunc_returns_the_whole_record_on_request(trained):
     assert {k: record[k].tolist() for k in expected} == expected
     with pytest.raises(InputError, match="params.output"):
         loaded.predict(np.asarray(TEXTS), params={"output": "xml"})
+
+
+def test_pyfunc_unpickles_a_model_file_once_per_process(trained, tmp_path):
+    """spark_udf loads the model for every task, each time from a new copy of its folder."""
+    import shutil
+
+    mlflow.set_tracking_uri(trained["uri"])
+    local = Path(mlflow.artifacts.download_artifacts("models:/framing-classifier@champion", dst_path=str(tmp_path / "a")))
+    shutil.copytree(local, tmp_path / "b")
+    first = mlflow.pyfunc.load_model(str(local)).unwrap_python_model().model
+    again = mlflow.pyfunc.load_model(str(tmp_path / "b")).unwrap_python_model().model
+    assert again is first

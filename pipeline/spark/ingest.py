@@ -15,8 +15,8 @@ that needs every passage at once is distributed:
    bucket's first passage is paired with every other member; pairs whose signatures agree on at
    least ``threshold`` of their positions are edges. Only the edges (a few per near-duplicate) go
    to the driver, which joins them with the same union-find (cluster = the first member's id);
-5. the records, sorted in reading order, stream through the driver into one JSONL file, exactly
-   the local engine's bytes.
+5. the records, sorted in reading order, are written by the executors (a file per range partition)
+   and concatenated by the driver into one JSONL file: exactly the local engine's bytes.
 
 The driver holds per document its kept-paragraph count (as the local report lists them) and the
 near-duplicate edges; everything per passage stays on the executors (spilled to their disks).
@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -41,6 +43,7 @@ from pipeline.unionfind import UnionFind
 
 log = logging.getLogger(__name__)
 
+_PART = re.compile(r"^part-(\d+)")
 STAT_FIELDS = ("navigation", "caption", "teaser", "not_prose", "end_marker", "exact_duplicate")
 
 
@@ -118,7 +121,7 @@ def _format_lines():
                                                              cols["cluster_id"]):
                 srcs = [(s["doc_id"], s["path"], s["p"], s["char_start"], s["char_end"], s["date"]) for s in sources]
                 record = passage_record(pid, text, json.loads(meta), srcs, cluster_id)
-                lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+                lines.append(json.dumps(record, ensure_ascii=False))  # Spark's text writer adds the newline
             yield pa.RecordBatch.from_arrays([pa.array(cols["t"], pa.int32()), pa.array(cols["d"], pa.int32()),
                                               pa.array(cols["p"], pa.int32()), pa.array(lines, pa.string())],
                                              names=["t", "d", "p", "line"])
@@ -223,11 +226,20 @@ def run(input_dirs: str | Path | Sequence[str | Path], passages: str | Path, rep
                    .select("t", "d", "p", "pid", "text", "meta", "sources", "cluster_id")
                    .orderBy("t", "d", "p")
                    .mapInArrow(_format_lines(), "t int, d int, p int, line string"))
-        Path(passages).parent.mkdir(parents=True, exist_ok=True)
-        with atomic_open(passages) as out:
-            for r in tqdm(records.select("line").toLocalIterator(), total=n_unique, desc="ingest (spark): write",
-                          unit="passage", disable=None):
-                out.write(r["line"])
+        # The executors write the sorted lines (a file per range partition, in order); the driver only
+        # concatenates the files, so no partition ever has to fit in the driver's heap.
+        passages = Path(passages)
+        staging = passages.parent / f".{passages.name}.spark"
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            records.select("line").write.text(staging.resolve().as_uri())
+            parts = sorted(staging.glob("part-*"), key=lambda p: int(_PART.match(p.name).group(1)))
+            with atomic_open(passages, "wb", encoding=None) as out:
+                for part in tqdm(parts, desc="ingest (spark): write", unit="part", disable=None):
+                    with part.open("rb") as fh:
+                        shutil.copyfileobj(fh, out, 1 << 20)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         rows.unpersist()
         unique.unpersist()
     summary = summarize(per_doc, n_unique, stats["exact_duplicate"], near_dup, n_unique - near_dup, stats)

@@ -20,7 +20,7 @@ import bentoml
 from bentoml.validators import ContentType
 from pydantic import AfterValidator, Field
 
-from serving import labelstudio_backend
+from serving import label_metrics, labelstudio_backend
 from serving.batching import MicroBatcher
 from serving.guard import RequestGuard
 from serving.settings import SERVICE_NAME, Settings
@@ -122,6 +122,7 @@ class FramingClassifier:
     async def predict(self, texts: Texts) -> JSONObject:
         """Frames (probabilities and decisions), stance with scores, and evidence n-grams per text."""
         results = await self.batcher.submit(texts)
+        label_metrics.record(results, self.model_info)
         if self.prediction_log is not None:
             self.prediction_log.write(texts, results, self.model_info)
         return {"model": self.model_info, "results": results}

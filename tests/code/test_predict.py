@@ -53,3 +53,19 @@ def test_predict_from_registry_and_models_listing(trained, monkeypatch, capsys):
         registry.list_versions(trained["uri"], "nope")
     with pytest.raises(InputError, match="alias 'gold'"):
         predict.load_model(from_registry=True, alias="gold")
+
+
+def test_predict_loads_only_the_models_own_dependencies(trained):
+    """`framing predict` with a model file starts without MLflow, datasets or BentoML (start-up time)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pipeline import cli; sys.argv = ['framing', 'predict', '--model', sys.argv[1], 'A deal.'];"
+            "\ntry: cli.main()\nexcept SystemExit: pass\n"
+            "print('LOADED', sorted(m for m in ('mlflow', 'datasets', 'bentoml', 'sklearn.calibration', 'sklearn.naive_bayes')"
+            " if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, str(trained["model"])], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert '"decided_frames"' in done.stdout
+    assert "LOADED []" in done.stdout, done.stdout

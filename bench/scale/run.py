@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.scale.run                                   # 10k, 100k, 1M passages
     .venv/bin/python -m bench.scale.run --sizes 10000 --master local[2]   # one size
     .venv/bin/python -m bench.scale.run --score-max 200000                # score at most 200k rows per size
+    .venv/bin/python -m bench.scale.run --sizes 1000000 --steps ingest --engines local   # 1M: local ingest only
 
 For each size N, ``bench.train.generate`` writes N unique synthetic passages as JSONL documents of
 10 paragraphs, 500 documents a file (with 2% near-duplicates and 1% repeated paragraphs), under
@@ -61,6 +62,22 @@ def tree_sample(pid: int, cpu: dict[int, float]) -> int:
     return total
 
 
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every descendant (children first, so none is re-parented and missed)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [*proc.children(recursive=True), proc]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
 def timed(cmd: list[str], log: Path, timeout: float, env: dict | None = None) -> dict:
     """Run ``cmd``; wall time, CPU of the tree, peak summed RSS, other processes' CPU."""
     from bench.train.run import busy_cpu_seconds
@@ -75,6 +92,9 @@ def timed(cmd: list[str], log: Path, timeout: float, env: dict | None = None) ->
         def sample() -> None:
             while not stop.wait(0.2):
                 peak[0] = max(peak[0], tree_sample(proc.pid, cpu_seen))
+                if time.perf_counter() - t0 > timeout:  # the whole tree: a JVM would outlive its CLI
+                    kill_tree(proc.pid)
+                    return
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -177,7 +197,8 @@ def bench_size(n: int, args) -> dict:
     spark = ["--engine", "spark", "--master", args.master]
     result: dict = {"passages": n, "doc_mib": round(manifest["doc_bytes"] / MIB, 1), "runs": {}}
 
-    for engine, extra in (("local", []), ("spark", spark)):
+    engines = [(e, x) for e, x in (("local", []), ("spark", spark)) if e in args.engines]
+    for engine, extra in engines if "ingest" in args.steps else ():
         out = work / engine
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir()
@@ -189,16 +210,22 @@ def bench_size(n: int, args) -> dict:
             row["sha256"] = sha256(out / "passages.jsonl")
         result["runs"][f"ingest/{engine}"] = row
         print(f"    {row}", flush=True)
-    ingest_same = result["runs"]["ingest/local"].get("sha256") == result["runs"]["ingest/spark"].get("sha256")
-    result["ingest_identical"] = ingest_same
-
-    passages = work / "local" / "passages.jsonl"
+    if all(f"ingest/{e}" in result["runs"] for e in ("local", "spark")):
+        result["ingest_identical"] = (result["runs"]["ingest/local"].get("sha256")
+                                      == result["runs"]["ingest/spark"].get("sha256"))
+    if "score" not in args.steps:
+        return finish(result)
+    passages = work / args.engines[0] / "passages.jsonl"
+    if not passages.is_file():
+        raise SystemExit(f"{passages}: no ingested passages to score (run the ingest step first)")
     scored_rows = min(n, args.score_max)
     if scored_rows < n:
         head(passages, work / "score_input.jsonl", scored_rows)
         passages = work / "score_input.jsonl"
     result["scored_rows"] = scored_rows
     for engine, extra in (("local", ["--workers", str(args.workers)]), ("spark", spark)):
+        if engine not in args.engines:
+            continue
         out = work / engine / "scored"
         shutil.rmtree(out, ignore_errors=True)
         print(f"[n={n}] score {engine} ({scored_rows} rows) …", flush=True)
@@ -207,14 +234,18 @@ def bench_size(n: int, args) -> dict:
         row["rows"] = scored_rows
         result["runs"][f"score/{engine}"] = row
         print(f"    {row}", flush=True)
-    if all(result["runs"][f"score/{e}"]["returncode"] == 0 for e in ("local", "spark")):
+    if all(result["runs"].get(f"score/{e}", {}).get("returncode") == 0 for e in ("local", "spark")):
         result["score_comparison"] = compare(work / "local" / "scored", work / "spark" / "scored")
-    for key, row in result["runs"].items():
-        if row["returncode"] == 0:
-            row["rows_per_s"] = round(row["rows"] / row["wall_s"])
     if args.keep is False:
         for engine in ("local", "spark"):
             shutil.rmtree(work / engine / "scored", ignore_errors=True)
+    return finish(result)
+
+
+def finish(result: dict) -> dict:
+    for row in result["runs"].values():
+        if row["returncode"] == 0:
+            row["rows_per_s"] = round(row["rows"] / row["wall_s"])
     return result
 
 
@@ -237,9 +268,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--steps", nargs="+", choices=("ingest", "score"), default=["ingest", "score"])
+    parser.add_argument("--engines", nargs="+", choices=("local", "spark"), default=["local", "spark"])
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--score-max", type=int, default=200_000, help="score at most this many rows per size")
-    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per command; then its process tree is killed")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the scored datasets")
     parser.add_argument("--tag", default="", help="write scale_results-TAG.* instead")
@@ -248,8 +281,8 @@ def main(argv: list[str] | None = None) -> None:
     results = []
     for n in args.sizes:
         r = bench_size(n, args)
-        if n == args.sizes[0]:
-            r["predict_rate_1core"] = round(predict_rate(OUT / "scale" / f"n{n}" / "local" / "passages.jsonl"))
+        if n == args.sizes[0] and "score" in args.steps:
+            r["predict_rate_1core"] = round(predict_rate(OUT / "scale" / f"n{n}" / args.engines[0] / "passages.jsonl"))
         results.append(r)
     doc = {"started": started, "machine": machine(), "code": code_state(), "args": vars(args), "results": results}
     suffix = f"-{args.tag}" if args.tag else ""
@@ -257,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
     (OUT / f"scale_results{suffix}.md").write_text(table(results) + "\n")
     print(table(results))
     for r in results:
-        print(r["passages"], "ingest identical:", r["ingest_identical"], "score:", r.get("score_comparison"))
+        print(r["passages"], "ingest identical:", r.get("ingest_identical"), "score:", r.get("score_comparison"))
 
 
 if __name__ == "__main__":

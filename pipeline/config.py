@@ -252,6 +252,37 @@ class MonitorParams:
 
 
 @dataclass(frozen=True)
+class ScoreParams:
+    """`framing score` (not a DVC stage): batch scoring of an archive."""
+
+    experiment: str = "framing-scoring"   # MLflow experiment recording every scoring run
+    batch_size: int = 2048                # passages per predict() call
+    # Input MiB per output part: the unit of parallel work, of output files and of resuming.
+    part_mib: int = 8
+    workers: int = 0                      # local engine processes; 0 = one per available core
+
+    def __post_init__(self) -> None:
+        _require(self.batch_size >= 1, f"score.batch_size: expected an integer >= 1, got {self.batch_size!r}")
+        _require(self.part_mib >= 1, f"score.part_mib: expected an integer >= 1, got {self.part_mib!r}")
+        _require(self.workers >= 0, f"score.workers: expected an integer >= 0, got {self.workers!r}")
+
+
+@dataclass(frozen=True)
+class SparkParams:
+    """``--engine spark`` of `framing ingest` and `framing score`."""
+
+    master: str = "local[2]"   # any Spark master URL (local[N], spark://…, yarn, k8s://…); --master overrides
+    driver_memory: str = "1g"  # the driver JVM's heap (in local mode it is also the executor)
+    chunk_mib: int = 32        # ingest: a JSONL file is read by one task per this many MiB
+
+    def __post_init__(self) -> None:
+        _require(bool(self.master.strip()), "spark.master: expected a Spark master URL, e.g. local[2]")
+        _require(re.fullmatch(r"\d+[kmgt]?", self.driver_memory.lower()) is not None,
+                 f"spark.driver_memory: expected a JVM size such as 1g or 512m, got {self.driver_memory!r}")
+        _require(self.chunk_mib >= 1, f"spark.chunk_mib: expected an integer >= 1, got {self.chunk_mib!r}")
+
+
+@dataclass(frozen=True)
 class Params:
     """All stage parameters; one attribute per top-level key of params.yaml."""
 
@@ -262,6 +293,8 @@ class Params:
     train: TrainParams = field(default_factory=TrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     labelstudio: LabelStudioParams = field(default_factory=LabelStudioParams)
+    score: ScoreParams = field(default_factory=ScoreParams)
+    spark: SparkParams = field(default_factory=SparkParams)
     report: ReportParams = field(default_factory=ReportParams)
     monitor: MonitorParams = field(default_factory=MonitorParams)
 

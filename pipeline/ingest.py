@@ -33,6 +33,7 @@ from pipeline.config import IngestParams, load_params
 from pipeline.dedup import MinHasher, cluster
 from pipeline.errors import InputError
 from pipeline.fsutil import atomic_open, write_json
+from pipeline.linechunks import Chunk, raw_lines
 from pipeline.textnorm import normalize, passage_id
 
 log = logging.getLogger(__name__)
@@ -62,19 +63,26 @@ class Document:
 # --------------------------------------------------------------------------- reading
 
 
-def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield (line number, text) of a UTF-8 file, failing clearly on binary or bad bytes."""
+def _raw_lines(path: Path, chunk: Chunk | None = None) -> Iterator[tuple[int, bytes]]:
+    if chunk is not None:
+        yield from raw_lines(chunk)
+        return
     with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if b"\x00" in raw:
-                raise InputError(f"{path}:{lineno}: looks like a binary file (NUL byte); expected UTF-8 text")
-            try:
-                yield lineno, raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputError(
-                    f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
-                    "re-save the file as UTF-8"
-                ) from None
+        yield from enumerate(fh, start=1)
+
+
+def _decoded_lines(path: Path, chunk: Chunk | None = None) -> Iterator[tuple[int, str]]:
+    """Yield (line number, text) of a UTF-8 file (or of one byte range of it), failing clearly on binary or bad bytes."""
+    for lineno, raw in _raw_lines(path, chunk):
+        if b"\x00" in raw:
+            raise InputError(f"{path}:{lineno}: looks like a binary file (NUL byte); expected UTF-8 text")
+        try:
+            yield lineno, raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                "re-save the file as UTF-8"
+            ) from None
 
 
 def _split_paragraphs(lines: Iterable[tuple[int, str]], mode: str, offset: int = 0) -> Iterator[RawParagraph]:
@@ -174,39 +182,48 @@ def _html_paragraphs(path: Path) -> Iterator[RawParagraph]:
         pos += len(text) + 2  # blocks joined by a blank line
 
 
-def read_documents(input_dirs: Sequence[Path], txt_mode: str) -> Iterator[Document]:
-    """Yield the documents under each of ``input_dirs`` in turn, in sorted path order within each."""
+def list_documents(input_dirs: Sequence[Path]) -> list[Path]:
+    """The document files under each of ``input_dirs`` in turn, in sorted path order within each."""
+    out = []
     for input_dir in input_dirs:
         paths = sorted(p for p in Path(input_dir).rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
         if not paths:
             raise InputError(f"{input_dir}: no documents found (looked for {', '.join(SUFFIXES)})")
-        yield from _documents(paths, txt_mode)
+        out += paths
+    return out
 
 
-def _documents(paths: Sequence[Path], txt_mode: str) -> Iterator[Document]:
-    for path in paths:
-        rel = path.as_posix()
-        if path.stat().st_size == 0:
-            raise InputError(f"{rel}: file is empty")
-        suffix = path.suffix.lower()
-        if suffix == ".jsonl":
-            yield from _jsonl_documents(path)
-        elif suffix in (".html", ".htm"):
-            yield Document(path.stem, rel, _html_paragraphs(path))
-        elif suffix == ".md":
-            paras = (
-                RawParagraph(_strip_markdown(p.text), p.start, p.end, p.line)
-                for p in _split_paragraphs(_decoded_lines(path), "blank_line")
-            )
-            yield Document(path.stem, rel, paras)
-        else:
-            yield Document(path.stem, rel, _split_paragraphs(_decoded_lines(path), txt_mode))
+def read_documents(input_dirs: Sequence[Path], txt_mode: str) -> Iterator[Document]:
+    """Yield the documents under each of ``input_dirs`` in turn, in sorted path order within each."""
+    for path in list_documents(input_dirs):
+        yield from file_documents(path, txt_mode)
 
 
-def jsonl_records(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, record) for each non-blank line of a JSONL file whose records carry a
-    non-empty string ``text``; InputError names file:line for anything else."""
-    for lineno, line in _decoded_lines(path):
+def file_documents(path: Path, txt_mode: str, chunk: Chunk | None = None) -> Iterator[Document]:
+    """The documents of one file; for a JSONL file, optionally only those of the lines in ``chunk``
+    (whose ``first_line`` must be set, so paths name the right line)."""
+    rel = path.as_posix()
+    if path.stat().st_size == 0:
+        raise InputError(f"{rel}: file is empty")
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        yield from _jsonl_documents(path, chunk)
+    elif suffix in (".html", ".htm"):
+        yield Document(path.stem, rel, _html_paragraphs(path))
+    elif suffix == ".md":
+        paras = (
+            RawParagraph(_strip_markdown(p.text), p.start, p.end, p.line)
+            for p in _split_paragraphs(_decoded_lines(path), "blank_line")
+        )
+        yield Document(path.stem, rel, paras)
+    else:
+        yield Document(path.stem, rel, _split_paragraphs(_decoded_lines(path), txt_mode))
+
+
+def jsonl_records(path: Path, chunk: Chunk | None = None) -> Iterator[tuple[int, dict]]:
+    """(line number, record) for each non-blank line of a JSONL file (or of the lines in ``chunk``) whose
+    records carry a non-empty string ``text``; InputError names file:line for anything else."""
+    for lineno, line in _decoded_lines(path, chunk):
         if not line.strip():
             continue
         try:
@@ -221,9 +238,9 @@ def jsonl_records(path: Path) -> Iterator[tuple[int, dict]]:
         yield lineno, record
 
 
-def _jsonl_documents(path: Path) -> Iterator[Document]:
+def _jsonl_documents(path: Path, chunk: Chunk | None = None) -> Iterator[Document]:
     seen_any = False
-    for lineno, record in jsonl_records(path):
+    for lineno, record in jsonl_records(path, chunk):
         text = record["text"]
         seen_any = True
         doc_key = str(record.get("id", lineno))
@@ -231,7 +248,7 @@ def _jsonl_documents(path: Path) -> Iterator[Document]:
         date = record.get("date") if isinstance(record.get("date"), str) else None
         lines = enumerate(text.splitlines(keepends=True), start=1)
         yield Document(f"{path.stem}:{doc_key}", f"{path.as_posix()}:{lineno}", _split_paragraphs(lines, "blank_line" if "\n\n" in text else "line"), date, meta)
-    if not seen_any:
+    if not seen_any and chunk is None:  # for a byte range, the caller checks the whole file
         raise InputError(f"{path}: no documents (every line is blank)")
 
 
@@ -293,6 +310,44 @@ class Cleaner:
 # --------------------------------------------------------------------------- stage
 
 SOURCE_FIELDS = ("doc_id", "path", "paragraph_index", "char_start", "char_end", "date")
+DROP_REASONS = ("navigation", "caption", "teaser", "not_prose", "end_marker")
+
+
+def document_passages(doc: Document, cleaner: Cleaner, stats: Counter) -> Iterator[tuple[str, str, tuple]]:
+    """Yield (passage id, normalised text, source tuple in SOURCE_FIELDS order) of each paragraph the
+    cleaner keeps, in document order (streamed); InputError at the end when none was kept. Both ingest
+    engines call this per document."""
+    kept = 0
+    for index, para, text in cleaner.clean(doc, stats):
+        kept += 1
+        yield passage_id(text), text, (doc.doc_id, doc.path, index, para.start, para.end, doc.date)
+    if not kept:
+        raise InputError(f"{doc.path}: no paragraphs left after cleaning (is it empty or all boilerplate?)")
+
+
+def passage_record(pid: str, text: str, meta: dict, sources: Sequence[Sequence], cluster_id: str) -> dict:
+    """One line of passages.jsonl: the first source's location, every source, the cluster, the document's meta."""
+    first = sources[0]
+    return {
+        "id": pid, "text": text, "doc_id": first[0], "paragraph_index": first[2],
+        "char_start": first[3], "char_end": first[4], "date": first[5],
+        "sources": [dict(zip(SOURCE_FIELDS, src)) for src in sources],
+        "cluster_id": cluster_id, "meta": meta,
+    }
+
+
+def summarize(per_doc: dict[str, int], passages: int, exact_duplicates: int, near_duplicates: int, clusters: int,
+              stats: Counter) -> dict:
+    """The ingest report (metrics/ingest.json)."""
+    return {
+        "documents": len(per_doc),
+        "passages": passages,
+        "passages_per_document": per_doc,
+        "exact_duplicates_merged": exact_duplicates,
+        "near_duplicate_passages": near_duplicates,
+        "clusters": clusters,
+        "dropped": {k: stats[k] for k in DROP_REASONS},
+    }
 
 
 class SignatureBuffer:
@@ -336,10 +391,8 @@ def run(input_dirs: str | Path | Sequence[str | Path], passages: str | Path, rep
     with tempfile.TemporaryFile("w+", encoding="utf-8", dir=passages.parent) as spool:
         for doc in tqdm(read_documents(input_dirs, params.txt_paragraphs), desc="ingest", unit="doc", disable=None):
             kept = 0
-            for index, para, text in cleaner.clean(doc, stats):
+            for pid, text, source in document_passages(doc, cleaner, stats):
                 kept += 1
-                pid = passage_id(text)
-                source = (doc.doc_id, doc.path, index, para.start, para.end, doc.date)
                 if pid in index_of:
                     stats["exact_duplicate"] += 1
                     more_sources.setdefault(index_of[pid], []).append(source)
@@ -347,8 +400,6 @@ def run(input_dirs: str | Path | Sequence[str | Path], passages: str | Path, rep
                 index_of[pid] = len(index_of)
                 signatures.append(hasher.signature(text))
                 spool.write(json.dumps([pid, text, doc.meta, source], ensure_ascii=False) + "\n")
-            if kept == 0:
-                raise InputError(f"{doc.path}: no paragraphs left after cleaning (is it empty or all boilerplate?)")
             per_doc[doc.doc_id] = kept
         clusters = cluster(signatures.array(), params.dedup.bands, params.dedup.threshold)
         ids = list(index_of)
@@ -356,22 +407,10 @@ def run(input_dirs: str | Path | Sequence[str | Path], passages: str | Path, rep
         with atomic_open(passages) as out:
             for i, (line, root) in enumerate(zip(spool, clusters)):
                 pid, text, meta, first = json.loads(line)
-                sources = [dict(zip(SOURCE_FIELDS, src)) for src in (first, *more_sources.get(i, ()))]
-                out.write(json.dumps({
-                    "id": pid, "text": text, "doc_id": first[0], "paragraph_index": first[2],
-                    "char_start": first[3], "char_end": first[4], "date": first[5], "sources": sources,
-                    "cluster_id": ids[root], "meta": meta,
-                }, ensure_ascii=False) + "\n")
+                record = passage_record(pid, text, meta, [first, *more_sources.get(i, ())], ids[root])
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
     near_dup = sum(1 for i, root in enumerate(clusters) if root != i)
-    summary = {
-        "documents": len(per_doc),
-        "passages": len(ids),
-        "passages_per_document": per_doc,
-        "exact_duplicates_merged": stats["exact_duplicate"],
-        "near_duplicate_passages": near_dup,
-        "clusters": len(set(clusters)),
-        "dropped": {k: stats[k] for k in ("navigation", "caption", "teaser", "not_prose", "end_marker")},
-    }
+    summary = summarize(per_doc, len(ids), stats["exact_duplicate"], near_dup, len(set(clusters)), stats)
     write_json(report, summary)
     log.info("ingest: %d documents → %d passages (%d exact duplicates merged, %d near-duplicates clustered)",
              summary["documents"], summary["passages"], summary["exact_duplicates_merged"], near_dup)
@@ -384,6 +423,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--input-dir", action="append", help="a document folder (repeatable); overrides ingest.input_dirs")
     parser.add_argument("--passages", default="data/passages.jsonl")
     parser.add_argument("--report", default="metrics/ingest.json")
+    parser.add_argument("--engine", choices=("local", "spark"), default="local",
+                        help="local (default; what dvc repro runs) or spark (pipeline.spark.ingest: the same records)")
+    parser.add_argument("--master", help="Spark master URL for --engine spark (default: spark-submit's, else spark.master)")
     args = parser.parse_args(argv)
     params = load_params(args.params)
-    run(args.input_dir or params.ingest.input_dirs, args.passages, args.report, params.ingest, params.seed)
+    input_dirs = args.input_dir or params.ingest.input_dirs
+    if args.engine == "spark":
+        from pipeline.spark import ingest as spark_ingest
+
+        spark_ingest.run(input_dirs, args.passages, args.report, params.ingest, params.seed, params.spark, args.master)
+        return
+    if args.master:
+        parser.error("--master needs --engine spark")
+    run(input_dirs, args.passages, args.report, params.ingest, params.seed)

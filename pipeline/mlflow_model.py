@@ -10,6 +10,11 @@ import numpy as np
 
 from pipeline.errors import InputError
 
+# ``params={"output": ...}``: "json" (the default: five string columns, JSON for nested values, what
+# `mlflow models serve` answers) or "record" (the columns of pipeline.scored, one per frame and stance
+# probability plus decided_frames as a list: what `framing score --engine spark` asks spark_udf for).
+OUTPUTS = ("json", "record")
+
 
 def texts_from_input(model_input) -> list[str]:
     """Accept a list, 1-D array, Series, or DataFrame (column ``text`` or the only column) of strings."""
@@ -45,22 +50,51 @@ def records_frame(records: list[dict[str, Any]]):
     }, columns=["stance", "decided_frames", "frames", "stance_scores", "evidence"])
 
 
+_LOADED: dict[str, Any] = {}
+
+
+def _load_cached(path: str):
+    """FramingModel.load, once per process and model file: spark_udf loads the model afresh for every
+    Spark task (every part of `framing score`), each time from a fresh copy of the model folder, and
+    unpickling the champion costs more than scoring a part. Keyed by the file's SHA-256 (~30 ms)."""
+    import hashlib
+
+    from pipeline.model import FramingModel
+
+    with open(path, "rb") as fh:
+        key = hashlib.file_digest(fh, "sha256").hexdigest()
+    if key not in _LOADED:
+        _LOADED.clear()  # one model per process is what every caller needs; never let them pile up
+        _LOADED[key] = FramingModel.load(path)
+    return _LOADED[key]
+
+
 # MLflow warns once, at class creation, that predict() has no type hints; hints would make it
 # re-infer the input schema we set explicitly (a 1-D string tensor), so the warning is accepted.
 class FramingPyfunc(mlflow.pyfunc.PythonModel):
     """mlflow.pyfunc wrapper: loads the pickled FramingModel from artifact ``model``.
 
     ``predict`` takes strings as a 1-D array, Series or DataFrame column and returns one
-    row per text; nested values are JSON strings so every column is a plain string that
-    survives signature enforcement and HTTP serving. The logged signature is a 1-D string
-    tensor, so ``PyFuncModel.predict`` rejects a bare Python list before this code runs:
-    pass ``np.asarray(texts)`` (over HTTP, ``{"inputs": [...]}`` is converted for you).
+    row per text. By default nested values are JSON strings so every column is a plain string that
+    survives signature enforcement and HTTP serving; ``params={"output": "record"}`` returns the
+    whole record as the columns of ``pipeline.scored`` instead (a struct, through ``spark_udf``).
+    The logged signature is a 1-D string tensor, so ``PyFuncModel.predict`` rejects a bare Python
+    list before this code runs: pass ``np.asarray(texts)`` (over HTTP, ``{"inputs": [...]}`` is
+    converted for you).
     """
 
     def load_context(self, context):
-        from pipeline.model import FramingModel
-
-        self.model = FramingModel.load(context.artifacts["model"])
+        self.model = _load_cached(context.artifacts["model"])
 
     def predict(self, context, model_input, params=None):
-        return records_frame(self.model.predict(texts_from_input(model_input)))
+        output = (params or {}).get("output", "json")
+        if output not in OUTPUTS:
+            raise InputError(f"params.output: expected one of {list(OUTPUTS)}, got {output!r}")
+        records = self.model.predict(texts_from_input(model_input))
+        if output == "record":
+            import pandas as pd
+
+            from pipeline.scored import prediction_columns
+
+            return pd.DataFrame(prediction_columns(records, self.model.frame_names, self.model.stance_names))
+        return records_frame(records)

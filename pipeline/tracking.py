@@ -106,19 +106,32 @@ def _pip_requirements() -> list[str]:
     return reqs
 
 
-def log_framing_model(mlflow, model, example_texts: list[str], workdir: Path):
-    """Log a FramingModel as an MLflow pyfunc named ``model`` in the active run; returns ModelInfo."""
+def _pyfunc_kwargs(model, example_texts: list[str], workdir: Path) -> dict:
+    """What mlflow.pyfunc.log_model / save_model need for a FramingModel (the pickle goes to ``workdir``)."""
     from mlflow.models import infer_signature
 
     from pipeline.mlflow_model import FramingPyfunc, records_frame
 
     pkl = model.save(workdir / f"{model.name}.pkl")
     # A signature inferred from a Python list gives a model that fails every prediction; use a 1-D str array.
+    # The params schema lets callers ask for {"output": "record"} (spark_udf with a struct result).
     example = np.asarray(example_texts[:2], dtype=str)
-    signature = infer_signature(example, records_frame(model.predict(list(example))))
+    signature = infer_signature(example, records_frame(model.predict(list(example))), params={"output": "json"})
+    return dict(python_model=FramingPyfunc(), artifacts={"model": str(pkl)}, signature=signature,
+                input_example=example, pip_requirements=_pip_requirements(),
+                code_paths=[str(Path(__file__).resolve().parent)])
+
+
+def log_framing_model(mlflow, model, example_texts: list[str], workdir: Path):
+    """Log a FramingModel as an MLflow pyfunc named ``model`` in the active run; returns ModelInfo."""
+    kwargs = _pyfunc_kwargs(model, example_texts, workdir)
     with quiet_mlflow(logging.ERROR):
-        return mlflow.pyfunc.log_model(
-            name="model", python_model=FramingPyfunc(), artifacts={"model": str(pkl)}, signature=signature,
-            input_example=example, pip_requirements=_pip_requirements(),
-            code_paths=[str(Path(__file__).resolve().parent)],
-        )
+        return mlflow.pyfunc.log_model(name="model", **kwargs)
+
+
+def save_framing_model(mlflow, model, example_texts: list[str], path: Path, workdir: Path) -> Path:
+    """Write a FramingModel as an MLflow pyfunc model folder at ``path`` (no tracking server involved)."""
+    kwargs = _pyfunc_kwargs(model, example_texts, workdir)
+    with quiet_mlflow(logging.ERROR):
+        mlflow.pyfunc.save_model(path=str(path), **kwargs)
+    return path

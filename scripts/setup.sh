@@ -35,3 +35,10 @@ fi
 # The project's own modules too (cheap; stale files are recompiled by Python itself).
 .venv/bin/python -m compileall -q pipeline serving
 echo "==> .venv ready ($(.venv/bin/python --version))"
+# --engine spark (framing ingest / framing score) and the Spark tests need a Java runtime (Spark 4: 17 or 21).
+if command -v java >/dev/null 2>&1 || [ -n "${JAVA_HOME:-}" ]; then
+    echo "==> java: $( (java -version 2>&1 || "$JAVA_HOME/bin/java" -version 2>&1) | head -n1)"
+else
+    echo "==> java not found: --engine spark and the Spark tests (pytest -m spark) need Java 17 or 21." >&2
+    echo "    On Debian/Ubuntu: sudo apt-get install -y openjdk-17-jre-headless" >&2
+fi

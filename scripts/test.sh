@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: sets up .venv from the lock file if needed,
-# then runs every tier (code, data, model, slow end-to-end and integration tests).
+# then runs every tier (code, data, model, slow end-to-end, integration and Spark local[2] tests).
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -x -k ingest`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

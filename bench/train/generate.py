@@ -36,6 +36,7 @@ against the ingest cleaning rules before it is used.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import re
@@ -171,8 +172,9 @@ def _task(k: int, p: dict, schema: LabelSchema, frames: list[str], stance: str) 
 def generate(n: int, out_dir: str | Path, seed: int = 0, *, paragraphs_per_doc: int = 10, docs_per_file: int = 500,
              near_dup_rate: float = 0.02, exact_dup_rate: float = 0.01, label_noise: float = 0.08,
              params_path: str | Path = ROOT / "configs/params.yaml",
-             labels_path: str | Path = ROOT / "configs/labels.yaml") -> dict:
-    """Write ``n`` unique passages as documents, and their annotations; returns the manifest."""
+             labels_path: str | Path = ROOT / "configs/labels.yaml", annotations: bool = True) -> dict:
+    """Write ``n`` unique passages as documents, and (unless ``annotations`` is false: documents only,
+    for the ingest and scoring benchmarks) their annotations; returns the manifest."""
     if n < 3:
         raise ValueError("n must be at least 3 (the dataset stage needs 3 examples)")
     out_dir = Path(out_dir)
@@ -226,9 +228,10 @@ def generate(n: int, out_dir: str | Path, seed: int = 0, *, paragraphs_per_doc: 
             seen.add(pid)
             counts[kind] += 1
             made.append((text, frames, stance))
-            first[pid] = {"id": pid, "text": text, "doc_id": f"{stem}:{doc_key}", "paragraph_index": len(paragraphs),
-                          "date": day}
-            labels[pid] = (frames, stance)
+            if annotations:
+                first[pid] = {"id": pid, "text": text, "doc_id": f"{stem}:{doc_key}",
+                              "paragraph_index": len(paragraphs), "date": day}
+                labels[pid] = (frames, stance)
             paragraphs.append(text)
         doc_file.write(json.dumps({"id": doc_key, "date": day, "source": "bench-synthetic",
                                    "text": "\n\n".join(paragraphs)}, ensure_ascii=False) + "\n")
@@ -236,22 +239,23 @@ def generate(n: int, out_dir: str | Path, seed: int = 0, *, paragraphs_per_doc: 
 
     # One Label Studio export, streamed (a 100k-task list would otherwise sit in memory as dicts).
     label_counts: Counter = Counter()
-    with (out_dir / "annotations" / "export.json").open("w", encoding="utf-8") as fh:
-        fh.write("[\n")
+    export = out_dir / "annotations" / "export.json"
+    with (export.open("w", encoding="utf-8") if annotations else contextlib.nullcontext()) as fh:
         for k, (pid, p) in enumerate(first.items(), start=1):
             frames, stance = _noisy(rng, *labels[pid], schema.frame_names, schema.stance_names, label_noise)
             label_counts.update(frames)
             label_counts[f"stance:{stance}"] += 1
-            fh.write(("" if k == 1 else ",\n") + json.dumps(_task(k, p, schema, frames, stance), ensure_ascii=False))
-        fh.write("\n]\n")
+            fh.write(("[\n" if k == 1 else ",\n") + json.dumps(_task(k, p, schema, frames, stance), ensure_ascii=False))
+        if annotations:
+            fh.write("\n]\n")
 
     manifest = {
-        "passages": len(first), "documents": n_docs, "seed": seed, "paragraphs_per_doc": paragraphs_per_doc,
+        "passages": len(made), "documents": n_docs, "seed": seed, "paragraphs_per_doc": paragraphs_per_doc,
         "near_dup_rate": near_dup_rate, "exact_dup_rate": exact_dup_rate, "label_noise": label_noise,
         "vocabulary_words": len(words), "cues_per_label": {k: len(v) for k, v in cues.items()},
         "counts": dict(counts), "annotated_labels": dict(sorted(label_counts.items())),
         "doc_bytes": sum(p.stat().st_size for p in (out_dir / "docs").iterdir()),
-        "export_bytes": (out_dir / "annotations" / "export.json").stat().st_size,
+        "export_bytes": export.stat().st_size if annotations else 0,
     }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest

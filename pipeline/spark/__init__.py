@@ -1,0 +1,1 @@
+"""The Spark engine of `framing ingest` and `framing score` (``--engine spark``): same records as the local engines."""

@@ -66,16 +66,18 @@ class Candidate:
         return _HEADS[self.kind](self.hyperparameters, ctx, list(vocabulary))
 
     def fit(self, texts: Sequence[str], Y: np.ndarray, y: np.ndarray, ctx: Context) -> Fitted:
-        """Fit featuriser and both heads on model-normalised ``texts`` with frame matrix ``Y`` and stance codes ``y``."""
+        """Fit featuriser and both heads on model-normalised ``texts`` with frame matrix ``Y`` and stance codes
+        ``y``; rows with stance -1 (off-topic passages) train the frame head only."""
         feat = self.featurizer(ctx)
         X = feat.fit_transform(list(texts))
         frames_head, stance_head = self.heads(ctx, feat.get_feature_names_out())
+        has_stance = np.flatnonzero(np.asarray(y) >= 0)
         with warnings.catch_warnings():
             # Tiny folds make liblinear/lbfgs warn about convergence; the result is still deterministic.
             warnings.simplefilter("ignore", category=UserWarning)
             warnings.filterwarnings("ignore", message=".*converge.*")
             frames_head.fit(X, Y)
-            stance_head.fit(X, y)
+            stance_head.fit(X[has_stance], np.asarray(y)[has_stance])
         return Fitted(feat, frames_head, stance_head)
 
 
@@ -101,18 +103,48 @@ def expand(grids: Sequence[CandidateGrid]) -> list[Candidate]:
     return out
 
 
+@dataclass(frozen=True)
+class CrossValidation:
+    rows: np.ndarray          # the rows with a fold (fold >= 0)
+    frames_proba: np.ndarray  # their out-of-fold frame probabilities
+    stance_proba: np.ndarray  # and stance probabilities
+    refit: Fitted | None      # the candidate fitted on every row, when asked for
+
+
+def _fit_and_predict(candidate: Candidate, texts: Sequence[str], Y: np.ndarray, y: np.ndarray,
+                     train_idx: np.ndarray, test_idx: np.ndarray | None, ctx: Context):
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread: L-BFGS's many small vector operations ran ~2.5x slower with OpenBLAS's
+    # threads competing on 2 cores, the folds use the cores instead, and the scores do not
+    # depend on how many threads a machine has.
+    with threadpool_limits(1):
+        fitted = candidate.fit([texts[i] for i in train_idx], Y[train_idx], y[train_idx], ctx)
+        if test_idx is None:
+            return fitted
+        X = fitted.featurizer.transform([texts[i] for i in test_idx])
+        return fitted.frames_head.predict_proba(X), fitted.stance_head.predict_proba(X)
+
+
 def cross_validate(candidate: Candidate, texts: Sequence[str], Y: np.ndarray, y: np.ndarray, fold: np.ndarray,
-                   ctx: Context) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Grouped CV over ``fold``: (rows with fold >= 0, their OOF frame probabilities, OOF stance probabilities)."""
+                   ctx: Context, *, refit: bool = False, n_jobs: int = 1) -> CrossValidation:
+    """Grouped CV over ``fold`` (and, with ``refit``, the fit on all rows), ``n_jobs`` fits at a
+    time in worker processes. The scores do not depend on ``n_jobs``."""
+    from joblib import Parallel, delayed
+
     rows = np.flatnonzero(fold >= 0)
+    folds = sorted(set(fold[rows].tolist()))
+    splits = [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for f in folds]
+    if refit:
+        splits.append((np.arange(len(texts)), None))
+    job = delayed(_fit_and_predict)
+    outs = Parallel(n_jobs=min(n_jobs, len(splits)), backend="loky")(
+        job(candidate, texts, Y, y, train_idx, test_idx, ctx) for train_idx, test_idx in splits)
     Pf = np.zeros((len(texts), len(ctx.frame_names)))
     Ps = np.zeros((len(texts), len(ctx.stance_names)))
-    for f in sorted(set(fold[rows].tolist())):
-        train_idx, test_idx = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
-        fitted = candidate.fit([texts[i] for i in train_idx], Y[train_idx], y[train_idx], ctx)
-        X = fitted.featurizer.transform([texts[i] for i in test_idx])
-        Pf[test_idx], Ps[test_idx] = fitted.frames_head.predict_proba(X), fitted.stance_head.predict_proba(X)
-    return rows, Pf[rows], Ps[rows]
+    for (_, test_idx), out in zip(splits[:len(folds)], outs):
+        Pf[test_idx], Ps[test_idx] = out
+    return CrossValidation(rows, Pf[rows], Ps[rows], outs[-1] if refit else None)
 
 
 # --------------------------------------------------------------------------- featurisers

@@ -23,6 +23,8 @@ COMMANDS = {
     "labelstudio": ("pipeline.labelstudio.cli", "local Label Studio: install|start|stop|status; push passages with pre-annotations; pull annotations and agreement"),
     "predict": ("pipeline.predict", "predict frames, stance, scores and evidence for texts or a JSONL file"),
     "models": ("pipeline.registry", "list registered model versions, aliases and their metrics"),
+    "report": ("pipeline.report", "static HTML report of predictions: frames and stance over time, by outlet, evidence, examples"),
+    "monitor": ("pipeline.monitor", "static HTML drift report of the serving prediction log; exit 1 when a label drifted"),
 }
 
 

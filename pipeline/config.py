@@ -167,6 +167,9 @@ class TrainParams:
     # folds of whole outlets (scores reflect unseen outlets; cost bounded by dataset.cv_folds),
     # "fold" = the dataset's folds whatever its grouping, "document" = leave-one-document-out.
     cv: Literal["outlet", "fold", "document"] = "outlet"
+    # CV folds and the final refit run this many at a time in worker processes (1: in this
+    # process); the scores do not depend on it.
+    n_jobs: int = 2
     features: FeatureParams = field(default_factory=FeatureParams)
     candidates: tuple[CandidateGrid, ...] = field(
         default=(CandidateGrid("embed_prior", (("C", (1.0, 10.0)), ("prior_weight", (0.5, 0.7)))),),
@@ -178,6 +181,7 @@ class TrainParams:
         _require(bool(self.threshold_grid) and all(0 < t < 1 for t in self.threshold_grid),
                  "train.threshold_grid: expected a non-empty list of numbers in (0, 1)")
         _require(self.evidence_top_n >= 0, "train.evidence_top_n: expected an integer >= 0")
+        _require(self.n_jobs >= 1, f"train.n_jobs: expected an integer >= 1, got {self.n_jobs!r}")
 
 
 @dataclass(frozen=True)
@@ -193,7 +197,7 @@ class EvaluateParams:
 
 @dataclass(frozen=True)
 class LabelStudioParams:
-    """The annotation project: overlap, adjudication and the live model loop."""
+    """The annotation project: titles, overlap and the ML backend's URL."""
 
     title: str = "Framing: Russia–North Korea passages"
     adjudication_title: str = "Framing: adjudication of disagreements"
@@ -202,14 +206,49 @@ class LabelStudioParams:
     annotators_per_task: int = 2
     overlap_percent: int = 100
     backend_url: str = "http://127.0.0.1:3000/labelstudio"  # the prediction service's ML backend
-    # The ML backend's loop model: retrained in the background after this many new annotations
-    # (0: never); it orders the queue and pre-annotates, it never serves applications.
-    retrain_every: int = 20
 
     def __post_init__(self) -> None:
+        for key in ("title", "adjudication_title"):  # Label Studio refuses longer project titles
+            _require(1 <= len(getattr(self, key)) <= 50,
+                     f"labelstudio.{key}: expected 1 to 50 characters, got {len(getattr(self, key))}")
         _require(1 <= self.annotators_per_task <= 10, "labelstudio.annotators_per_task: expected 1 to 10")
         _require(0 <= self.overlap_percent <= 100, "labelstudio.overlap_percent: expected 0 to 100")
-        _require(self.retrain_every >= 0, "labelstudio.retrain_every: expected an integer >= 0")
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    """`framing report`: how predictions of an archive are charted."""
+
+    max_months: int = 36       # a span of up to this many months is charted by month, a longer one by year
+    max_outlets: int = 25      # the most frequent outlets charted one by one; the rest are named in a note
+    thin: int = 10             # buckets with fewer passages than this are marked "thin" (wide intervals)
+    top_phrases: int = 10      # evidence phrases listed per frame
+    examples: int = 3          # example passages per frame: this many highest-confidence and this many borderline
+
+    def __post_init__(self) -> None:
+        for name in ("max_months", "max_outlets", "top_phrases", "examples"):
+            _require(getattr(self, name) >= 1, f"report.{name}: expected an integer >= 1, got {getattr(self, name)!r}")
+        _require(self.thin >= 0, f"report.thin: expected an integer >= 0, got {self.thin!r}")
+
+
+@dataclass(frozen=True)
+class MonitorParams:
+    """`framing monitor`: drift of served predictions from the champion's training data."""
+
+    # Population stability index above which a label (or text length) has drifted: `framing monitor`
+    # then exits with status 1. Rule of thumb: < 0.1 stable, 0.1-0.25 moderate, > 0.25 large.
+    drift_threshold: float = 0.25
+    min_predictions: int = 30  # with fewer logged predictions, drift is reported but not judged
+    low_confidence: float = 0.5  # a prediction whose confidence (1 - mean normalised entropy) is below this is "low"
+    length_bins: int = 10      # quantile bins of the training texts' length, for the length PSI
+    max_time_buckets: int = 48  # the finest of minute/hour/day/week/month giving at most this many buckets
+
+    def __post_init__(self) -> None:
+        _require(self.drift_threshold > 0, f"monitor.drift_threshold: expected a number > 0, got {self.drift_threshold!r}")
+        _require(self.min_predictions >= 1, "monitor.min_predictions: expected an integer >= 1")
+        _require(0 < self.low_confidence < 1, "monitor.low_confidence: expected a number in (0, 1)")
+        _require(2 <= self.length_bins <= 100, "monitor.length_bins: expected an integer in [2, 100]")
+        _require(self.max_time_buckets >= 2, "monitor.max_time_buckets: expected an integer >= 2")
 
 
 @dataclass(frozen=True)
@@ -223,6 +262,8 @@ class Params:
     train: TrainParams = field(default_factory=TrainParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     labelstudio: LabelStudioParams = field(default_factory=LabelStudioParams)
+    report: ReportParams = field(default_factory=ReportParams)
+    monitor: MonitorParams = field(default_factory=MonitorParams)
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any] | None, where: str = str(PARAMS_PATH)) -> "Params":

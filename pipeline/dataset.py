@@ -1,7 +1,8 @@
 """Stage `dataset`: passages + Label Studio annotations → Hugging Face DatasetDict.
 
 Joins passages and annotations by passage id, resolves several annotators by majority vote
-per label (an adjudicator's decision, where there is one, wins), and splits into train /
+per label (an adjudicator's decision, where there is one, wins); off-topic passages are kept with no
+frame and no stance (stance -1), so the frame heads learn what a distractor looks like, and splits into train /
 validation / test so that no group (``dataset.group_by``: whole outlets by default) crosses
 splits; split and CV fold of a group depend on its name and the seed only (``pipeline.splits``),
 so the test split never moves when annotations are added. Passage metadata (outlet, outlet
@@ -48,9 +49,10 @@ class Example:
     event: str
     genre: str
     frames: tuple[str, ...]
-    stance: str
+    stance: str | None  # None for an off-topic passage
     n_annotators: int
     adjudicated: bool
+    off_topic: bool = False
 
 
 def passage_metadata(passage: dict) -> dict:
@@ -120,8 +122,18 @@ def resolve(records: list[AnnotationRecord], passages: dict[str, dict], schema: 
             judgements_used = judgements
         n = len(judgements_used)
         off = sum(j.off_topic for j in judgements_used)
-        if 2 * off >= n:
+        passage = passages[pid]
+        common = dict(id=pid, text=passage["text"], doc_id=passage["doc_id"],
+                      sources=tuple(sorted({s["doc_id"] for s in passage["sources"]})),
+                      cluster_id=passage["cluster_id"], date=passage.get("date") or "", **passage_metadata(passage),
+                      n_annotators=len(judgements), adjudicated=decision is not None)
+        if 2 * off > n or (decision is not None and decision.off_topic):
+            # Kept: a distractor teaches the frame heads what no frame looks like; it has no stance.
             report["off_topic"].append({"passage_id": pid, "votes": off, "annotators": n})
+            examples.append(Example(**common, frames=(), stance=None, off_topic=True))
+            continue
+        if 2 * off == n:
+            report["ties"].append({"passage_id": pid, "labels": ["off_topic"], "annotators": n})
             continue
         on_topic = [j for j in judgements_used if not j.off_topic]
         frames, tied = [], []
@@ -137,14 +149,7 @@ def resolve(records: list[AnnotationRecord], passages: dict[str, dict], schema: 
         if tied:
             report["ties"].append({"passage_id": pid, "labels": tied, "annotators": n})
             continue
-        passage = passages[pid]
-        examples.append(Example(
-            id=pid, text=passage["text"], doc_id=passage["doc_id"],
-            sources=tuple(sorted({s["doc_id"] for s in passage["sources"]})),
-            cluster_id=passage["cluster_id"], date=passage.get("date") or "", **passage_metadata(passage),
-            frames=tuple(frames), stance=stance_votes[0][0], n_annotators=len(judgements),
-            adjudicated=decision is not None,
-        ))
+        examples.append(Example(**common, frames=tuple(frames), stance=stance_votes[0][0]))
     return examples, report
 
 
@@ -160,6 +165,7 @@ def features(frame_names, stance_names):
         "frames": Sequence(ClassLabel(names=list(frame_names))),
         "stance": ClassLabel(names=list(stance_names)),
         "fold": Value("int32"), "n_annotators": Value("int32"), "adjudicated": Value("bool"),
+        "off_topic": Value("bool"),
     })
 
 
@@ -180,7 +186,8 @@ def run(passages: str | Path, annotations: str | Path, labels: str | Path, datas
     rows: dict[str, list[dict]] = {s: [] for s in SPLITS}
     for example, group, split, fold in zip(examples, groups, split_of, folds):
         row = {k: getattr(example, k) for k in ("id", "text", "doc_id", "date", "outlet", "outlet_type", "country",
-                                                "year", "event", "genre", "stance", "n_annotators", "adjudicated")}
+                                                "year", "event", "genre", "n_annotators", "adjudicated", "off_topic")}
+        row["stance"] = example.stance if example.stance is not None else -1  # ClassLabel's "no label"
         rows[split].append({**row, "sources": list(example.sources), "group": group, "frames": list(example.frames),
                             "fold": int(fold)})
     feats = features(schema.frame_names, schema.stance_names)
@@ -200,6 +207,7 @@ def run(passages: str | Path, annotations: str | Path, labels: str | Path, datas
             "outlets": len({r["outlet"] for r in rows[s]}),
             "frames": {f: sum(f in r["frames"] for r in rows[s]) for f in schema.frame_names},
             "no_frame": sum(not r["frames"] for r in rows[s]),
+            "off_topic": sum(r["off_topic"] for r in rows[s]),
             "stance": {st: sum(r["stance"] == st for r in rows[s]) for st in schema.stance_names},
         }
     summary["cv_folds"] = {str(k): int((folds == k).sum()) for k in sorted(set(folds.tolist())) if k >= 0}
@@ -208,7 +216,7 @@ def run(passages: str | Path, annotations: str | Path, labels: str | Path, datas
     write_json(stats, summary)
     write_json(report, problems)
     for kind, items in problems.items():
-        if items and kind not in ("cancelled", "adjudicated"):
+        if items and kind not in ("cancelled", "adjudicated", "off_topic"):
             log.warning("dataset: %d passage(s) left out (%s); see %s", len(items), kind, report)
     log.info("dataset: %s", ", ".join(f"{s}={len(rows[s])}" for s in SPLITS))
     return summary

@@ -27,7 +27,7 @@ from pipeline.config import EvaluateParams, load_params
 from pipeline.model_card import model_card
 from pipeline.errors import InputError
 from pipeline.fsutil import atomic_dir, write_json, write_text
-from pipeline.metrics import (bootstrap_interval, brier_frames, brier_stance, frame_metrics, paired_gain,
+from pipeline.metrics import (bootstrap_interval, brier_frames, brier_stance, frame_metrics, on_topic, paired_gain,
                               reliability, stance_metrics, wilson_interval)
 
 log = logging.getLogger(__name__)
@@ -55,12 +55,15 @@ def report(pred: Predictions, frame_names: Sequence[str], stance_names: Sequence
     n = len(pred.y)
     fm = frame_metrics(pred.Y, pred.D, frame_names)
     sm = stance_metrics(pred.y, pred.Ps)
-    s_pred = np.argmax(pred.Ps, axis=1) if n else np.zeros(0, dtype=int)
-    correct = int((s_pred == pred.y).sum())
+    # Stance is defined on the on-topic rows only (off-topic passages count for frames, as negatives).
+    on = np.flatnonzero(on_topic(pred.y))
+    y_on = pred.y[on]
+    s_pred = np.argmax(pred.Ps[on], axis=1) if len(on) else np.zeros(0, dtype=int)
+    correct = int((s_pred == y_on).sum())
     exact = int((pred.Y == pred.D).all(axis=1).sum())
 
-    def boot(fn):
-        lo, hi = bootstrap_interval(fn, n, seed, reps)
+    def boot(fn, size=n):
+        lo, hi = bootstrap_interval(fn, size, seed, reps)
         return [round(lo, 4), round(hi, 4)]
 
     per_label = {name: {**m, "f1_ci95": boot(lambda i, j=j: f1_score(pred.Y[i, j], pred.D[i, j], zero_division=0.0))}
@@ -78,10 +81,11 @@ def report(pred: Predictions, frame_names: Sequence[str], stance_names: Sequence
         "stance": {
             **sm,
             "brier": brier_stance(pred.y, pred.Ps),
-            "accuracy_ci95": [round(v, 4) for v in wilson_interval(correct, n)],
-            "macro_f1_ci95": boot(lambda i: f1_score(pred.y[i], s_pred[i], average="macro", zero_division=0.0)),
+            "n": int(len(on)),
+            "accuracy_ci95": [round(v, 4) for v in wilson_interval(correct, len(on))],
+            "macro_f1_ci95": boot(lambda i: f1_score(y_on[i], s_pred[i], average="macro", zero_division=0.0), len(on)),
             "confusion_matrix": {"labels": list(stance_names),
-                                 "matrix": confusion_matrix(pred.y, s_pred, labels=range(len(stance_names))).tolist()},
+                                 "matrix": confusion_matrix(y_on, s_pred, labels=range(len(stance_names))).tolist()},
         },
         "reliability_frames": reliability(pred.Y, pred.Pf, bins),
     }
@@ -126,7 +130,7 @@ def write_plot_data(out: Path, sets: dict[str, Predictions], reports: dict[str, 
     for split, pred in sets.items():
         s_pred = np.argmax(pred.Ps, axis=1) if len(pred.y) else []
         _write_csv(out / "confusion" / f"stance_{split}.csv", ["actual", "predicted"],
-                   [[stance_names[a], stance_names[p]] for a, p in zip(pred.y, s_pred)])
+                   [[stance_names[a], stance_names[p]] for a, p in zip(pred.y, s_pred) if a >= 0])
         for j, label in enumerate(frame_names):
             yes = lambda v: label if v else f"not {label}"  # noqa: E731
             _write_csv(out / "confusion" / f"frame_{label}_{split}.csv", ["actual", "predicted"],
@@ -203,10 +207,9 @@ def slice_report(pred: Predictions, key_of: dict[str, str]) -> dict[str, dict]:
     for key in sorted(set(keys)):
         rows = np.flatnonzero(np.array(keys) == key)
         part = pred.take(rows)
-        s_pred = np.argmax(part.Ps, axis=1)
         out[key] = {"n": int(len(rows)),
                     "frames_macro_f1": float(f1_score(part.Y, part.D, average="macro", zero_division=0.0)),
-                    "stance_macro_f1": float(f1_score(part.y, s_pred, average="macro", zero_division=0.0))}
+                    "stance_macro_f1": stance_metrics(part.y, part.Ps)["macro_f1"]}
     return out
 
 
@@ -265,7 +268,8 @@ def run(dataset: str | Path, model_path: str | Path, oof: str | Path, train_summ
               "frames_trainval": dict(zip(model.frame_names, map(int, tv.Y.sum(axis=0)))),
               "frames_test": dict(zip(model.frame_names, map(int, t.Y.sum(axis=0)))),
               "stance_trainval": {k: int((tv.y == i).sum()) for i, k in enumerate(model.stance_names)},
-              "stance_test": {k: int((t.y == i).sum()) for i, k in enumerate(model.stance_names)}}
+              "stance_test": {k: int((t.y == i).sum()) for i, k in enumerate(model.stance_names)},
+              "off_topic_trainval": int((tv.y < 0).sum()), "off_topic_test": int((t.y < 0).sum())}
     with atomic_dir(plots_dir) as tmp:
         write_plot_data(tmp, sets, reports, model.frame_names, model.stance_names)
         (tmp / "png").mkdir()

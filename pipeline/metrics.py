@@ -31,10 +31,19 @@ def frame_metrics(Y: np.ndarray, D: np.ndarray, names: Sequence[str]) -> dict:
     }
 
 
+def on_topic(y: np.ndarray) -> np.ndarray:
+    """Rows that have a stance: off-topic passages carry stance code -1 and count for frames only."""
+    return np.asarray(y, dtype=int) >= 0
+
+
 def stance_metrics(y: np.ndarray, proba: np.ndarray) -> dict:
-    """Accuracy and macro F1 (over the classes present in truth or prediction) of argmax stance."""
-    y = np.asarray(y, dtype=int)
-    pred = np.argmax(proba, axis=1)
+    """Accuracy and macro F1 (over the classes present in truth or prediction) of argmax stance,
+    over the rows that have a stance."""
+    keep = on_topic(y)
+    y = np.asarray(y, dtype=int)[keep]
+    pred = np.argmax(np.asarray(proba)[keep], axis=1) if keep.any() else np.zeros(0, dtype=int)
+    if not len(y):
+        return {"accuracy": 0.0, "macro_f1": 0.0}
     return {"accuracy": float(accuracy_score(y, pred)),
             "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0.0))}
 
@@ -80,8 +89,10 @@ def brier_frames(Y: np.ndarray, P: np.ndarray) -> float:
 
 
 def brier_stance(y: np.ndarray, proba: np.ndarray) -> float:
-    """Multi-class Brier score: mean squared distance to the one-hot truth (sum over classes)."""
-    onehot = np.eye(proba.shape[1])[np.asarray(y, dtype=int)]
+    """Multi-class Brier score over the rows with a stance: mean squared distance to the one-hot truth."""
+    keep = on_topic(y)
+    y, proba = np.asarray(y, dtype=int)[keep], np.asarray(proba)[keep]
+    onehot = np.eye(proba.shape[1])[y]
     return float(np.mean(np.sum((proba - onehot) ** 2, axis=1))) if len(y) else float("nan")
 
 
@@ -147,9 +158,14 @@ def paired_gain(Y: np.ndarray, y: np.ndarray, a: tuple, b: tuple, seed: int, rep
     (Da, Pa), (Db, Pb) = a, b
     Da, Db = np.asarray(Da, dtype=bool), np.asarray(Db, dtype=bool)
     sa, sb = np.argmax(Pa, axis=1), np.argmax(Pb, axis=1)
-    out = {"resamples": reps, "n": int(len(y))}
-    for task, fn in (("frames", lambda i: _macro_f1(Y[i], Da[i]) - _macro_f1(Y[i], Db[i])),
-                     ("stance", lambda i: _classes_macro_f1(y[i], sa[i]) - _classes_macro_f1(y[i], sb[i]))):
+    has = on_topic(y)
+
+    def stance_gain(i):  # over the resampled rows that have a stance
+        i = i[has[i]]
+        return _classes_macro_f1(y[i], sa[i]) - _classes_macro_f1(y[i], sb[i]) if len(i) else 0.0
+
+    out = {"resamples": reps, "n": int(len(y)), "n_stance": int(has.sum())}
+    for task, fn in (("frames", lambda i: _macro_f1(Y[i], Da[i]) - _macro_f1(Y[i], Db[i])), ("stance", stance_gain)):
         out[f"{task}_macro_f1_gain"] = fn(np.arange(len(y)))
         out[f"{task}_ci95"] = list(bootstrap_interval(fn, len(y), seed, reps))
     return out

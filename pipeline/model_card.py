@@ -87,7 +87,9 @@ def model_card(model, metrics: dict, counts: dict[str, Any], summary: dict, cv: 
         "- Frame positives (train+validation / test): " + ", ".join(
             f"{k} {counts['frames_trainval'][k]}/{counts['frames_test'][k]}" for k in model.frame_names) + ".",
         "- Stance (train+validation / test): " + ", ".join(
-            f"{k} {counts['stance_trainval'][k]}/{counts['stance_test'][k]}" for k in model.stance_names) + ".",
+            f"{k} {counts['stance_trainval'][k]}/{counts['stance_test'][k]}" for k in model.stance_names)
+        + f"; off-topic {counts.get('off_topic_trainval', 0)}/{counts.get('off_topic_test', 0)} (kept with no frame and "
+        "no stance: frame metrics include them as negatives, stance metrics leave them out).",
         "- Most passages are the project's own written corpus in the register of each outlet type, labelled by "
         "independent AI annotators and adjudicated (`corpus/DATASHEET.md`); a few are collected seed articles.", "",
         "## Held-out outlets (test) and cross-validation", "",

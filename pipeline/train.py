@@ -101,10 +101,10 @@ def run(dataset: str | Path, labels: str | Path | LabelSchema, model_out: str | 
             with mlflow.start_run(experiment_id=exp_id, run_name=cand.name, nested=True,
                                   tags={**tags, "kind": cand.kind}) as child:
                 t0 = time.perf_counter()
-                rows, Pf, Ps = cross_validate(cand, tv.texts, tv.Y, tv.y, tv.fold, ctx)
+                cv_run = cross_validate(cand, tv.texts, tv.Y, tv.y, tv.fold, ctx, refit=True, n_jobs=params.n_jobs)
+                rows, Pf, Ps, fitted = cv_run.rows, cv_run.frames_proba, cv_run.stance_proba, cv_run.refit
                 thresholds = tune_thresholds(tv.Y[rows], Pf, params.threshold_grid)
                 cv = split_scores(tv.Y[rows], tv.y[rows], Pf, Ps, thresholds, data.frame_names, params.frames_weight)
-                fitted = cand.fit(tv.texts, tv.Y, tv.y, ctx)
                 model = FramingModel(name=cand.name, schema_version=schema.schema_version,
                                      frame_names=data.frame_names, stance_names=data.stance_names,
                                      display_names={l.key: l.display for l in (*schema.frames, *schema.stance)},

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import bentoml
 from bentoml.validators import ContentType
 
-from serving import http_protocol, labelstudio_backend, rejections
+from serving import http_protocol, label_metrics, labelstudio_backend, rejections
 from serving.batching import MicroBatcher
 from serving.guard import INFRA_ROUTES, RequestGuard
 from serving.metrics import TrafficMetrics
@@ -127,6 +127,7 @@ class FramingClassifier:
     async def predict(self, texts: Texts) -> JSONObject:
         """Frames (probabilities and decisions), stance with scores, and evidence n-grams per text."""
         results = await self.batcher.submit(texts)
+        label_metrics.record(results, self.model_info)
         if self.prediction_log is not None:
             self.prediction_log.write(texts, results, self.model_info)
         return {"model": self.model_info, "results": results}

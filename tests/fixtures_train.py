@@ -58,6 +58,7 @@ def build_dataset(path: Path, n: int = 60, seed: int = 0, folds: int = 3, record
         # every column of the dataset stage's schema; one outlet per group, so outlet folds hold
         row = {"sources": [r["doc_id"]], "date": "", "n_annotators": 1, "outlet": f"outlet-{g}",
                "outlet_type": "synthetic", "country": "", "year": 0, "event": "", "genre": "", "adjudicated": False,
+               "off_topic": False,
                **r, "fold": -1 if name == "test" else fold_of[g]}
         splits[name].append(row)
     feats = features(schema.frame_names, schema.stance_names)

@@ -180,7 +180,8 @@ def lock_hash(lock_file: Path) -> str:
         data = lock_file.read_bytes()
     except FileNotFoundError:
         raise ServerError(f"{lock_file}: lock file not found (run from the project root)") from None
-    return hashlib.sha256(data + sys.version.split()[0].encode()).hexdigest()
+    # The install recipe is part of the stamp: installs from before bytecode compilation redo it.
+    return hashlib.sha256(data + sys.version.split()[0].encode() + b"\0compile-bytecode").hexdigest()
 
 
 def _uv() -> list[str] | None:
@@ -205,7 +206,8 @@ def ensure_installed(settings: Settings) -> bool:
     py = settings.venv / "bin" / "python"
     if uv:
         steps = [[*uv, "venv", "--quiet", "--allow-existing", "--python", sys.executable, str(settings.venv)],
-                 [*uv, "pip", "sync", "--quiet", "--python", str(py), "--require-hashes", str(settings.lock_file)]]
+                 [*uv, "pip", "sync", "--quiet", "--compile-bytecode", "--python", str(py), "--require-hashes",
+                  str(settings.lock_file)]]
     else:
         steps = [[sys.executable, "-m", "venv", str(settings.venv)],
                  [str(py), "-m", "pip", "install", "--quiet", "--require-hashes", "-r", str(settings.lock_file)]]

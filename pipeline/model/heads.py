@@ -11,11 +11,10 @@ from typing import Sequence
 import numpy as np
 from scipy.special import expit, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
-from sklearn.naive_bayes import ComplementNB
-from sklearn.svm import LinearSVC
+
+# sklearn.calibration, .model_selection, .naive_bayes and .svm are imported where a family needs
+# them: loading and serving a logistic-regression model then never pays for them.
 
 from pipeline.model.features import cue_matrix
 
@@ -71,13 +70,18 @@ class CalibratedLinearSVC(BaseEstimator, ClassifierMixin):
         self.class_weight = class_weight
         self.random_state = random_state
 
-    def _svc(self) -> LinearSVC:
+    def _svc(self):
+        from sklearn.svm import LinearSVC
+
         return LinearSVC(C=self.C, class_weight=self.class_weight, random_state=self.random_state)
 
     def fit(self, X, y):
         _, counts = np.unique(y, return_counts=True)
         k = int(min(self.cv, counts.min()))
         if k >= 2:
+            from sklearn.calibration import CalibratedClassifierCV
+            from sklearn.model_selection import StratifiedKFold
+
             folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=self.random_state)
             self.estimator_ = CalibratedClassifierCV(self._svc(), method="sigmoid", cv=folds).fit(X, y)
             self.coef_ = np.mean([c.estimator.coef_ for c in self.estimator_.calibrated_classifiers_], axis=0)
@@ -103,7 +107,7 @@ def linear_weights(estimator, n_features: int) -> np.ndarray:
     """Per-feature weight towards the positive class of a fitted binary classifier (zeros if none)."""
     if isinstance(estimator, LogisticRegression) or isinstance(estimator, CalibratedLinearSVC):
         return np.asarray(estimator.coef_, dtype=float).reshape(-1)[:n_features]
-    if isinstance(estimator, ComplementNB):
+    if type(estimator).__name__ == "ComplementNB":  # by name: no import of sklearn.naive_bayes to ask
         # ComplementNB scores classes by X @ feature_log_prob_.T; the difference favours class 1.
         return estimator.feature_log_prob_[1] - estimator.feature_log_prob_[0]
     return np.zeros(n_features)

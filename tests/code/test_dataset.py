@@ -27,13 +27,15 @@ def test_majority_vote_per_label(schema):
     assert not any(report.values())
 
 
-def test_ties_and_off_topic_are_reported_and_excluded(schema):
+def test_ties_are_excluded_and_off_topic_passages_kept_without_stance(schema):
     passages = {"tie": passage("tie", index=0), "off": passage("off", index=1), "ok": passage("ok", index=2)}
     records = [rec("tie", "a", ["transactional"]), rec("tie", "b", []),
                rec("off", "a", off_topic=True, index=1), rec("off", "b", off_topic=True, index=1),
                rec("ok", "a", index=2), rec("ok", "b", index=2, cancelled=True)]
     examples, report = dataset.resolve(records, passages, schema)
-    assert [e.id for e in examples] == ["ok"]
+    assert [e.id for e in examples] == ["off", "ok"]
+    off = examples[0]  # kept as a frame negative with no stance
+    assert off.off_topic and off.frames == () and off.stance is None
     assert report["ties"] == [{"passage_id": "tie", "labels": ["transactional"], "annotators": 2}]
     assert report["off_topic"][0]["passage_id"] == "off" and len(report["cancelled"]) == 1
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pipeline.labelstudio.plan import plan_push
@@ -121,3 +123,18 @@ def test_a_model_output_with_unknown_labels_stops_the_plan():
     bad = {**OUT, "a": {**OUT["a"], "stance": "hostile", "stance_scores": {"hostile": 1.0}}}
     with pytest.raises(LabelMismatch):
         plan_push(P, [], set(), bad, labels=LABELS, model_version="m@1")
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"title": "x" * 51}, "labelstudio.title: expected 1 to 50 characters, got 51"),
+    ({"adjudication_title": ""}, "labelstudio.adjudication_title: expected 1 to 50 characters, got 0"),
+    ({"overlap_percent": 150}, "labelstudio.overlap_percent"),
+])
+def test_labelstudio_params_name_the_bad_field(raw, message):
+    """Label Studio answers 400 for project titles over 50 characters: say so before any server call."""
+    from pipeline.config import LabelStudioParams
+    from pipeline.errors import InputError
+    from pipeline.typed import build
+
+    with pytest.raises(InputError, match=re.escape(message)):
+        build(LabelStudioParams, raw, "labelstudio")

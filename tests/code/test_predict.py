@@ -70,3 +70,19 @@ def test_a_lone_surrogate_line_exits_2_naming_file_and_line_and_writes_nothing(t
     assert "Traceback" not in done.stderr and done.stdout == ""
     with pytest.raises(InputError, match=r"argument 1: not valid UTF-8"):
         predict.main(["--model", str(trained["model"]), "bad \udcff bytes"])
+
+
+def test_predict_loads_only_the_models_own_dependencies(trained):
+    """`framing predict` with a model file starts without MLflow, datasets or BentoML (start-up time)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pipeline import cli; sys.argv = ['framing', 'predict', '--model', sys.argv[1], 'A deal.'];"
+            "\ntry: cli.main()\nexcept SystemExit: pass\n"
+            "print('LOADED', sorted(m for m in ('mlflow', 'datasets', 'bentoml', 'sklearn.calibration', 'sklearn.naive_bayes')"
+            " if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, str(trained["model"])], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert '"decided_frames"' in done.stdout
+    assert "LOADED []" in done.stdout, done.stdout

@@ -134,7 +134,8 @@ def test_cv_survives_label_without_positives_and_single_stance(tmp_path):
     tv = data.trainval
     for cand in expand(p.candidates):
         kind = cand.kind
-        rows, Pf, Ps = cross_validate(cand, tv.texts, tv.Y, tv.y, tv.fold, ctx)
+        cv = cross_validate(cand, tv.texts, tv.Y, tv.y, tv.fold, ctx)
+        rows, Pf, Ps = cv.rows, cv.frames_proba, cv.stance_proba
         assert Pf.shape == (len(rows), 3) and np.all(np.isfinite(Pf)), kind
         assert np.all(Pf[:, 2] == 0.0) or kind == "lexicon", kind
         # Learnt heads see one stance class and predict it; the lexicon still follows its cues.
@@ -242,3 +243,16 @@ def test_rerun_is_deterministic_and_worse_model_is_not_promoted(trained, tmp_pat
     client = mlflow.MlflowClient(trained["uri"])
     assert str(client.get_model_version_by_alias("framing-classifier", "champion").version) == "2"
     assert client.get_model_version("framing-classifier", "3").tags["promoted"] == "False"
+
+
+def test_cv_scores_and_refit_do_not_depend_on_n_jobs(tmp_path):
+    data = load_data(build_dataset(tmp_path / "ds", records=build_records(36, seed=3)))
+    p = build(TrainParams, {"candidates": {"logreg": {}}}, "train")
+    ctx = Context(SCHEMA, tuple(data.frame_names), tuple(data.stance_names), p.features, seed=0)
+    tv = data.trainval
+    (cand,) = [c for c in expand(p.candidates) if c.kind == "logreg"]
+    one, two = (cross_validate(cand, tv.texts, tv.Y, tv.y, tv.fold, ctx, refit=True, n_jobs=n) for n in (1, 2))
+    assert np.array_equal(one.rows, two.rows)
+    assert np.array_equal(one.frames_proba, two.frames_proba) and np.array_equal(one.stance_proba, two.stance_proba)
+    X = one.refit.featurizer.transform(tv.texts[:5])
+    assert np.array_equal(one.refit.frames_head.predict_proba(X), two.refit.frames_head.predict_proba(X))

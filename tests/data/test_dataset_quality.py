@@ -58,9 +58,13 @@ def test_every_annotated_passage_is_in_the_dataset(dsd, built, root, schema, par
     records = read_exports(root / params.dataset.annotations_dir, schema, params.dataset.adjudicators)
     annotated = {r.passage_id for r in records if not r.cancelled}
     report = json.loads(built["report"].read_text())
-    excluded = {item["passage_id"] for kind in ("off_topic", "ties") for item in report[kind]}
+    excluded = {item["passage_id"] for item in report["ties"]}
     in_dataset = {i for split in SPLITS for i in dsd[split]["id"]}
     assert in_dataset == annotated - excluded
+    # off-topic passages stay, flagged, as negatives for every frame (and without a stance)
+    off_topic = {r["id"]: r for split in SPLITS for r in dsd[split] if r["off_topic"]}
+    assert set(off_topic) == {item["passage_id"] for item in report["off_topic"]} and off_topic
+    assert all(r["frames"] == [] and r["stance"] == -1 for r in off_topic.values())
 
 
 def test_every_shipped_passage_is_annotated(passages, root, schema, params):

@@ -286,7 +286,8 @@ def test_changed_annotation_keeps_history_and_nothing_local_is_deleted(annotated
                                                                        ls_workspace, schema, root, monkeypatch, capsys):
     one_id = annotators["ann.one@example.org"].user_id
     first = ls_client.tasks.get(id=str(annotated["tasks"][0]["id"]))
-    mine = next(a for a in first.annotations if a["completed_by"] == one_id)
+    # GET /api/tasks/<id> gives the annotator as a user object, the list endpoints as an id
+    mine = next(a for a in first.annotations if (a["completed_by"] or {}).get("id") == one_id)
     ls_client.annotations.update(id=mine["id"], result=choices_results(schema, ["strategic_partnership"], "supportive"))
     gone = ls_client.tasks.get(id=str(annotated["tasks"][7]["id"])).annotations[0]
     ls_client.annotations.delete(id=gone["id"])
@@ -312,7 +313,11 @@ def test_disagreements_go_to_an_adjudicator_whose_decision_wins(annotated, ls_cl
     pid = project_id(ls_server, client.ADJUDICATION)
     queue = tasks_of(ls_client, ls_server, pid)
     assert len(queue) == 2 and all(t["data"]["adjudication"] is True for t in queue)
-    assert all("ann.one@example.org: Transactional; Neutral" in t["data"]["judgements"] for t in queue)
+    # what each annotator chose, latest judgement (annotator one changed the first task's label above)
+    shown = sorted(t["data"]["judgements"] for t in queue)
+    assert all("ann.two@example.org: Transactional; Critical" in j for j in shown)
+    assert any("ann.one@example.org: Transactional; Neutral" in j for j in shown)
+    assert any("ann.one@example.org: Strategic partnership; Supportive" in j for j in shown)
     assert ls_client.projects.get(id=pid).label_config.strip() == adjudication_config_xml(schema).strip()
     judge, _ = users.add_annotator(ls_client, ls_server.url, ls_server.state_dir, "judge@example.org")
     theirs = client.connect(ls_server.url, judge.token)
@@ -387,22 +392,31 @@ def test_with_the_backend_connected_push_leaves_predictions_to_it(ls_client, ls_
         assert pred["model_version"] == "framing-classifier@v1" and isinstance(pred["cluster"], int)
 
 
-def test_opening_a_task_without_prediction_calls_the_backend(ls_client, ls_server, backend, champion):
-    pid = project_id(ls_server)
-    text = "Kim and Putin signed a mutual defence treaty and an arms deal in Pyongyang."
-    ls_client.projects.import_tasks(id=pid, request=[{"data": {"text": text, "passage_id": "opened-live"}}])
-    task = next(t for t in tasks_of(ls_client, ls_server) if t["data"]["passage_id"] == "opened-live")
-    assert task["predictions"] == []
-    calls_before = backend["log"].read_text(errors="replace").count("/labelstudio/predict")
-    opened = requests.get(f"{ls_server.url}/api/tasks/{task['id']}?project={pid}",  # as the labeling UI asks
-                          headers={"Authorization": f"Token {ls_server.api_key}"}, timeout=60).json()
-    assert backend["log"].read_text(errors="replace").count("/labelstudio/predict") == calls_before + 1
-    (pred,) = opened["predictions"]
-    assert pred["model_version"] == "framing-classifier@v1"
+def test_the_backend_predicts_on_import_and_when_a_task_without_prediction_is_opened(ls_client, ls_server, backend,
+                                                                                    champion):
     from pipeline.labelstudio.prediction import Labels, prediction
 
-    assert pred["result"] == prediction(champion.model.predict([text])[0], Labels.of_model(champion.model),
-                                        "framing-classifier@v1")["result"]
+    def calls() -> int:
+        return backend["log"].read_text(errors="replace").count("/labelstudio/predict")
+
+    expected = None
+    pid = project_id(ls_server)
+    text = "Kim and Putin signed a mutual defence treaty and an arms deal in Pyongyang."
+    before = calls()
+    # connect-model sets evaluate_predictions_automatically: an imported task is predicted at once
+    ls_client.projects.import_tasks(id=pid, request=[{"data": {"text": text, "passage_id": "opened-live"}}])
+    task = next(t for t in tasks_of(ls_client, ls_server) if t["data"]["passage_id"] == "opened-live")
+    assert calls() == before + 1
+    (pred,) = task["predictions"]
+    expected = prediction(champion.model.predict([text])[0], Labels.of_model(champion.model), "framing-classifier@v1")
+    assert pred["model_version"] == "framing-classifier@v1" and pred["result"] == expected["result"]
+    # without a prediction (deleted here), opening the task as the labeling UI does asks the backend live
+    ls_client.predictions.delete(id=pred["id"])
+    opened = requests.get(f"{ls_server.url}/api/tasks/{task['id']}?project={pid}",
+                          headers={"Authorization": f"Token {ls_server.api_key}"}, timeout=60).json()
+    assert calls() == before + 2
+    (pred,) = opened["predictions"]
+    assert pred["model_version"] == "framing-classifier@v1" and pred["result"] == expected["result"]
 
 
 # -- changed text ---------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from tests.integration.conftest import serve
+from tests.servers import stop
 
 pytestmark = pytest.mark.integration
 

@@ -76,9 +76,12 @@ def test_directional_wording_raises_its_frame(champion, passages, frame):
     assert decided.mean() >= 0.9
 
 
+# Each text is about the relationship: by the guidelines, a passage about one party alone
+# ("The reclusive regime is an international outcast.") is off-topic, so it has no frame.
 MFT_FRAMES = {
-    "isolated_pariah": ["North Korea is an isolated, heavily sanctioned pariah state.",
-                        "The reclusive regime is an international outcast."],
+    "isolated_pariah": ["Two international outcasts, Moscow and the reclusive regime in Pyongyang, are huddling "
+                        "together in their isolation.",
+                        "Shunned by the world, the Kremlin now courts the reclusive regime in Pyongyang, a fellow outcast."],
     "transactional": ["Russia is buying artillery shells from North Korea in exchange for oil.",
                       "Pyongyang sells munitions to Moscow for cash and food."],
     "strategic_partnership": ["The two countries signed a comprehensive strategic partnership and a mutual defence treaty.",

@@ -17,8 +17,14 @@ CHALLENGE = Path(__file__).with_name("challenge.jsonl")
 
 
 @pytest.fixture(scope="module")
-def challenge():
+def items():
     return [json.loads(line) for line in CHALLENGE.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def challenge(items):
+    """The on-topic items (frames and stance are defined for them)."""
+    return [item for item in items if not item["off_topic"]]
 
 
 def frame_recall_precision(model, items):
@@ -74,3 +80,12 @@ def test_champion_beats_keyword_matching_on_frames_of_unseen_passages(champion, 
 
     gain = paired_gain(Y, y, decisions(champion), decisions(lexicon), seed=0)
     assert gain["frames_ci95"][0] > 0, gain
+
+
+def test_off_topic_distractors_are_framed_no_more_often_than_by_keyword_matching(champion, lexicon, items):
+    """Russia-China trade, Seoul's elections, a missile test with no Russia angle: no rapprochement frame
+    applies; the champion may not decide frames on them more often than cue matching does."""
+    distractors = [item["text"] for item in items if item["off_topic"]]
+    assert len(distractors) >= 10
+    rate = [np.mean([bool(r["decided_frames"]) for r in model.predict(distractors)]) for model in (champion, lexicon)]
+    assert rate[0] <= rate[1], rate

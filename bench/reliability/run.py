@@ -40,7 +40,15 @@ TEXT = "Russia is buying North Korean shells in exchange for oil."
 
 
 def workers_of(pid: int) -> list[psutil.Process]:
-    return [p for p in psutil.Process(pid).children(recursive=True) if "_bentoml_impl.worker" in " ".join(p.cmdline())]
+    """The live BentoML workers under ``pid`` (a killed one stays a zombie until the arbiter reaps it)."""
+    found = []
+    for proc in psutil.Process(pid).children(recursive=True):
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE and "_bentoml_impl.worker" in " ".join(proc.cmdline()):
+                found.append(proc)
+        except psutil.Error:  # gone, or a zombie, between listing and looking
+            pass
+    return found
 
 
 def kill_under_load(base: str, server_pid: int, log: Path, settle: float = 15.0) -> dict:

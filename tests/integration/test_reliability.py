@@ -42,7 +42,15 @@ def tree_rss_mb(pid: int) -> float:
 
 
 def workers(pid: int) -> list[psutil.Process]:
-    return [p for p in psutil.Process(pid).children(recursive=True) if "_bentoml_impl.worker" in " ".join(p.cmdline())]
+    """The live BentoML workers under ``pid`` (a killed one stays a zombie until the arbiter reaps it)."""
+    found = []
+    for proc in psutil.Process(pid).children(recursive=True):
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE and "_bentoml_impl.worker" in " ".join(proc.cmdline()):
+                found.append(proc)
+        except psutil.Error:  # gone, or a zombie, between listing and looking
+            pass
+    return found
 
 
 @pytest.fixture(scope="module")

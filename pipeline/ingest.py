@@ -34,7 +34,7 @@ from pipeline.dedup import MinHasher, cluster
 from pipeline.errors import InputError
 from pipeline.fsutil import atomic_open, write_json
 from pipeline.linechunks import Chunk, raw_lines
-from pipeline.textnorm import normalize, passage_id
+from pipeline.textnorm import find_surrogate, normalize, passage_id
 
 log = logging.getLogger(__name__)
 
@@ -232,10 +232,30 @@ def jsonl_records(path: Path, chunk: Chunk | None = None) -> Iterator[tuple[int,
             raise InputError(f"{path}:{lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
         if not isinstance(record, dict):
             raise InputError(f"{path}:{lineno}: expected a JSON object with a 'text' field")
+        bad = _lone_surrogate(record)
+        if bad is not None:  # json.loads accepts "\ud800", but no UTF-8 output (or id hash) can hold it
+            field, char = bad
+            raise InputError(f"{path}:{lineno}: field {field!r} holds a lone surrogate escape (\\u{ord(char):04x}), "
+                             "which is not valid Unicode")
         text = record.get("text")
         if not isinstance(text, str) or not text.strip():
             raise InputError(f"{path}:{lineno}: field 'text' is missing, not a string, or empty")
         yield lineno, record
+
+
+def _lone_surrogate(value, field: str = "") -> tuple[str, str] | None:
+    """(field path, character) of the first lone surrogate in a decoded JSON value's strings or keys, or None."""
+    if isinstance(value, str):
+        char = find_surrogate(value)
+        return None if char is None else (field, char)
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        name = f"{field}.{key}" if field else str(key)
+        bad = _lone_surrogate(key, name) if isinstance(key, str) else None
+        bad = bad or _lone_surrogate(item, name)
+        if bad is not None:
+            return bad
+    return None
 
 
 def _jsonl_documents(path: Path, chunk: Chunk | None = None) -> Iterator[Document]:

@@ -17,6 +17,7 @@ from typing import Iterator
 from tqdm import tqdm
 
 from pipeline.errors import InputError
+from pipeline.textnorm import find_surrogate
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args(argv)
     texts = list(args.texts)
+    for i, text in enumerate(texts, start=1):
+        if find_surrogate(text) is not None:  # undecodable bytes in argv arrive as lone surrogates
+            raise InputError(f"argument {i}: not valid UTF-8 text")
     if args.file:
+        # Every line is read and checked before the first prediction is printed: a bad line
+        # (malformed JSON, no text, invalid Unicode) stops the command with nothing written.
         texts += [t for _, t in read_texts(args.file)]
     if not texts:
         parser.error("give passages as arguments or --file passages.jsonl")

@@ -2,7 +2,9 @@
 
 Equivalent to ``BENTOML_HOME=.bentoml bentoml serve <bento tag from models/bento.json>``, with
 FRAMING_WORKERS, FRAMING_ACCESS_LOG and FRAMING_TRACING passed to BentoML as configuration
-overrides; the process is replaced by BentoML's, so Ctrl-C and signals go straight to it.
+overrides. BentoML's server runs in this process (Ctrl-C and signals go straight to it), with
+its workers watched: a worker's death is logged with its cause and it is replaced at once
+(``pipeline.workers``).
 """
 
 from __future__ import annotations
@@ -52,4 +54,6 @@ def main(argv: list[str] | None = None) -> None:
     cmd, env = command(args.bento, args.host, args.port)
     project_bentoml_home()
     os.environ.update(env)
-    os.execv(cmd[0], cmd)
+    from pipeline.workers import serve
+
+    serve(cmd[1:])  # `bentoml serve ...` in this process, its workers' deaths logged and repaired at once

@@ -9,13 +9,36 @@ import unicodedata
 _SPACE = re.compile(r"\s+")
 # Control characters (Cc) other than whitespace, plus zero-width and BOM marks.
 _INVISIBLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def find_surrogate(text: str) -> str | None:
+    """The first surrogate code point in ``text`` (never part of valid Unicode text), or None."""
+    found = _SURROGATE.search(text)
+    return found.group() if found else None
+
+
+def valid_unicode(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD; a surrogate pair becomes the character it encodes.
+
+    A Python ``str`` can hold code points that are not Unicode scalar values (JSON's ``"\\ud800"``
+    escape, ``surrogateescape``-decoded bytes): they cannot be encoded as UTF-8, so no tokenizer,
+    hash or file accepts them. U+FFFD is what a UTF-8 decoder puts in place of bytes it cannot
+    read, so the text stays as long as it was where it was damaged. Text without surrogates, i.e.
+    anything read from a file or a valid JSON document, comes back unchanged (same object).
+    """
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def normalize(text: str) -> str:
-    """NFKC, drop control and zero-width characters, collapse whitespace, strip.
+    """Valid unicode (``valid_unicode``), NFKC, drop control and zero-width characters, collapse whitespace, strip.
 
-    Idempotent: ``normalize(normalize(t)) == normalize(t)``.
+    Idempotent: ``normalize(normalize(t)) == normalize(t)``. Defined for every ``str``; its result
+    always encodes as UTF-8. Passage ids of surrogate-free text are what they always were.
     """
+    text = valid_unicode(text)
     # Removing a zero-width character can let NFKC compose what it separated,
     # so iterate to a fixed point (two rounds in practice).
     for _ in range(4):

@@ -6,11 +6,13 @@ backend for predictions from the deployed champion. Endpoints: GET /health, POST
 POST /predict, POST /webhook. The conversion to Label Studio results is the one
 `framing labelstudio push` uses (``pipeline.labelstudio.prediction``, standard library only),
 so live and pushed pre-annotations are the same.
+
+Bodies are validated like /predict's (``serving.requests``: same JSON parser, same per-text
+length limit, same 400 shape), and the request guard limits their size and read time.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import bentoml
@@ -20,8 +22,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from pipeline.labelstudio.prediction import model_version_label, prediction
+from serving import rejections
+from serving.requests import MAX_TASKS, BadRequest, labelstudio_models, parse
 
-MAX_TASKS = 256
+PREFIX = "/labelstudio"
+ROUTES = {"/health": "GET", "/setup": "POST", "/predict": "POST", "/webhook": "POST"}  # relative to PREFIX
 
 
 def _service():
@@ -34,64 +39,44 @@ def model_version(service) -> str:
     return model_version_label(info["registered_as"], info["version"])
 
 
-async def health(request: Request) -> JSONResponse:
-    service = _service()
-    return JSONResponse({"status": "UP", "model_class": "FramingClassifier", "model_version": model_version(service)})
+def task_texts(body: bytes, max_chars: int, max_tasks: int = MAX_TASKS) -> list[str]:
+    """The passage text of every task in a /predict body; BadRequest (its 400 reply names the field) otherwise."""
+    request = parse(labelstudio_models(max_chars, max_tasks)["predict"], body)
+    return [task.data.text for task in request.tasks]
 
 
-async def setup(request: Request) -> JSONResponse:
-    return JSONResponse({"model_version": model_version(_service())})
+def create_app(max_chars: int) -> Starlette:
+    """The ML backend as an ASGI app, with the service's per-text limit."""
+    models = labelstudio_models(max_chars)
 
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "UP", "model_class": "FramingClassifier",
+                             "model_version": model_version(_service())})
 
-class BadRequest(ValueError):
-    """A request Label Studio (or anyone) sent that this backend cannot answer: a 400 with the message."""
+    async def setup(request: Request) -> JSONResponse:
+        parse(models["setup"], await request.body())
+        return JSONResponse({"model_version": model_version(_service())})
 
+    async def predict(request: Request) -> JSONResponse:
+        service = _service()
+        tasks = parse(models["predict"], await request.body()).tasks
+        outputs = await service.batcher.submit([task.data.text for task in tasks])
+        version = model_version(service)
+        return JSONResponse({"results": [prediction(out, service.labels, version) for out in outputs],
+                             "model_version": version})
 
-def task_texts(body: Any, max_tasks: int = MAX_TASKS, max_chars: int = 20000) -> list[str]:
-    """The passage text of every task in a /predict body; BadRequest names the task and field at fault."""
-    tasks = body.get("tasks") if isinstance(body, dict) else None
-    if not isinstance(tasks, list) or not tasks:
-        raise BadRequest("'tasks' must be a non-empty list")
-    if len(tasks) > max_tasks:
-        raise BadRequest(f"{len(tasks)} tasks is more than the maximum of {max_tasks}")
-    texts = []
-    for i, task in enumerate(tasks):
-        data = task.get("data") if isinstance(task, dict) else None
-        if not isinstance(data, dict):
-            raise BadRequest(f"tasks[{i}].data: must be an object")
-        text = data.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise BadRequest(f"tasks[{i}].data.text: missing or empty")
-        if len(text) > max_chars:
-            raise BadRequest(f"tasks[{i}].data.text: {len(text)} characters is more than the maximum of {max_chars}")
-        texts.append(text)
-    return texts
+    async def webhook(request: Request) -> JSONResponse:
+        # Training happens in `dvc repro` after `framing labelstudio pull`, not on annotation events.
+        parse(models["webhook"], await request.body())
+        return JSONResponse({"status": "ok"})
 
+    async def bad_request(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, BadRequest)
+        # the path is one of the four routes (they are exact): never an arbitrary string
+        rejections.record(400, request.method, request.url.path, "invalid body",
+                          rejections.fields_of(exc.body["detail"]))
+        return JSONResponse(exc.body, status_code=400)
 
-async def predict(request: Request) -> JSONResponse:
-    service = _service()
-    try:
-        try:
-            body = json.loads(await request.body())
-        except (ValueError, RecursionError):  # RecursionError: pathologically deep nesting
-            raise BadRequest("body must be JSON") from None
-        texts = task_texts(body, MAX_TASKS, service.settings.max_text_chars)
-    except BadRequest as exc:
-        return JSONResponse({"error": str(exc)}, status_code=400)
-    outputs = await service.batcher.submit(texts)
-    version = model_version(service)
-    return JSONResponse({"results": [prediction(out, service.labels, version) for out in outputs],
-                         "model_version": version})
-
-
-async def webhook(request: Request) -> JSONResponse:
-    # Training happens in `dvc repro` after `framing labelstudio pull`, not on annotation events.
-    return JSONResponse({"status": "ok"})
-
-
-app = Starlette(routes=[
-    Route("/health", health, methods=["GET"]),
-    Route("/setup", setup, methods=["POST"]),
-    Route("/predict", predict, methods=["POST"]),
-    Route("/webhook", webhook, methods=["POST"]),
-])
+    handlers: dict[str, Any] = {"/health": health, "/setup": setup, "/predict": predict, "/webhook": webhook}
+    return Starlette(routes=[Route(path, handlers[path], methods=[method]) for path, method in ROUTES.items()],
+                     exception_handlers={BadRequest: bad_request})

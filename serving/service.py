@@ -12,36 +12,31 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import logging
 import threading
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import bentoml
 from bentoml.validators import ContentType
-from pydantic import AfterValidator, Field
 
-from serving import label_metrics, labelstudio_backend
+from serving import http_protocol, label_metrics, labelstudio_backend, rejections
 from serving.batching import MicroBatcher
-from serving.guard import RequestGuard
+from serving.guard import INFRA_ROUTES, RequestGuard
+from serving.metrics import TrafficMetrics
+from serving.openapi import PublishedSpec
+from serving.requests import texts_type
 from serving.settings import SERVICE_NAME, Settings
 
 # The limits are part of the published request schema, which BentoML builds when this module
-# loads (at service start): they are read here, everything else in the constructor.
+# loads (at service start): they are read here, everything else in the constructor. The header
+# timeout must be in place before the worker's uvicorn loads its config, which follows this import.
 _LIMITS = Settings.from_env()
+http_protocol.install(_LIMITS.header_timeout_s)
 
-
-def _not_blank(text: str) -> str:
-    if not text.strip():
-        raise ValueError("empty or whitespace-only text")
-    return text
-
-
-# Validation errors come back as 400 {"error": ..., "detail": [{"loc": ["texts", i], "msg": ...}]},
+# Validation errors come back as 400 {"error": ..., "detail": [{"type", "loc": ["texts", i], "msg"}]},
 # the same shape as every other malformed request; the limits also appear in the OpenAPI schema.
-Texts = Annotated[
-    list[Annotated[str, Field(max_length=_LIMITS.max_text_chars), AfterValidator(_not_blank)]],
-    Field(description="Passages to classify, in order.", min_length=1, max_length=_LIMITS.max_batch),
-]
+Texts = texts_type(_LIMITS.max_text_chars, _LIMITS.max_batch)
 
 
 # A declared content type spares BentoML from rebuilding the output's JSON schema on
@@ -64,7 +59,7 @@ class PredictionLog:
             fh.write("\n".join(lines) + "\n")
 
 
-@bentoml.asgi_app(labelstudio_backend.app, path="/labelstudio")
+@bentoml.asgi_app(labelstudio_backend.create_app(_LIMITS.max_text_chars), path=labelstudio_backend.PREFIX)
 @bentoml.service(
     name=SERVICE_NAME,
     # One worker with one event loop: the model call runs in an executor thread while the loop
@@ -72,10 +67,18 @@ class PredictionLog:
     # bench/RESULTS.md for why not more workers on 2 cores. `framing serve` overrides workers,
     # the access log and tracing from FRAMING_WORKERS, FRAMING_ACCESS_LOG and FRAMING_TRACING.
     workers=1,
-    traffic={"timeout": 30, "max_concurrency": 1024},
+    # No max_concurrency: BentoML's counts connections still sending their body, so slow clients
+    # could fill it; the request guard limits requests once their body is in (FRAMING_MAX_CONCURRENCY).
+    # The 30 s timeout (504) cannot be switched off; it holds each request's context for 30 s
+    # (~0.5 KB), which is why tracing is off below: a span each made that ~3.5 KB (bench/RESULTS.md).
+    traffic={"timeout": 30},
+    # BentoML's traffic metrics label series by raw URL path, before any check (unbounded memory
+    # under random paths): serving/metrics.py records them by route, behind the guard, instead.
+    metrics={"enabled": False},
     # Per-request OpenTelemetry spans (with no exporter configured) and access-log lines
-    # cost ~20% of a worker's time under load (bench/RESULTS.md): off unless asked for.
-    tracing={"excluded_urls": ["/predict", "/metadata"]},
+    # cost ~20% of a worker's time under load (bench/RESULTS.md): off unless asked for, on
+    # every route ("." matches any URL), FRAMING_TRACING turns them on.
+    tracing={"excluded_urls": ["."]},
     logging={"access": {"enabled": False}},
 )
 class FramingClassifier:
@@ -84,6 +87,8 @@ class FramingClassifier:
         from pipeline.model import FramingModel
 
         self.settings = Settings.from_env()
+        rejections.configure(self.settings.rejection_log_rate)
+        logging.getLogger(rejections.BENTOML_HTTP_LOGGER).addFilter(rejections.QuietRejections())
         self.bento_model = bentoml.models.get(self.settings.model_tag)
         self.model = FramingModel.load(self.bento_model.path_of("model.pkl"))
         info = self.bento_model.info
@@ -133,4 +138,10 @@ class FramingClassifier:
         return self.metadata_doc
 
 
-FramingClassifier.add_asgi_middleware(RequestGuard, json_routes=("/predict", "/metadata", "/labelstudio/predict"))
+ROUTES = {"/predict": "POST", "/metadata": "POST", **INFRA_ROUTES,
+          **{labelstudio_backend.PREFIX + path: method for path, method in labelstudio_backend.ROUTES.items()}}
+# Outermost first: nothing reaches the metrics (or anything else) before the guard has passed it.
+FramingClassifier.add_asgi_middleware(RequestGuard, routes=ROUTES,
+                                      json_routes=tuple(path for path, method in ROUTES.items() if method == "POST"))
+FramingClassifier.add_asgi_middleware(TrafficMetrics, routes=ROUTES)
+FramingClassifier.add_asgi_middleware(PublishedSpec, service=FramingClassifier, limits=_LIMITS)

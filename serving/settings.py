@@ -6,11 +6,15 @@
 | FRAMING_MAX_TEXT_CHARS | 20000 | longest text accepted |
 | FRAMING_MAX_BATCH | 256 | most texts in one request |
 | FRAMING_MAX_BODY_BYTES | 4194304 | largest request body (413 above it) |
+| FRAMING_BODY_TIMEOUT_S | 10 | a request body must arrive whole within this many seconds of its headers (408 and the connection is closed otherwise) |
+| FRAMING_HEADER_TIMEOUT_S | 10 | a connection must send a request's complete headers within this many seconds of opening, or of the request's first byte (closed otherwise) |
+| FRAMING_MAX_CONCURRENCY | 1024 | requests being answered at once, counted once their body has arrived (429 above it) |
+| FRAMING_REJECTION_LOG_RATE | 10 | log lines per second for rejected requests (one line each, no body; the rest are counted in the next line) |
 | FRAMING_API_KEY | unset | when set, required on every endpoint except /livez, /readyz, /healthz |
 | FRAMING_PREDICTION_LOG | unset | path of a JSONL file receiving every prediction (monitoring) |
 | FRAMING_WORKERS | 1 | worker processes (see bench/RESULTS.md before raising it on 2 cores) |
 | FRAMING_ACCESS_LOG | off | one log line per request |
-| FRAMING_TRACING | off | OpenTelemetry spans for /predict and /metadata (configure an exporter in BentoML) |
+| FRAMING_TRACING | off | OpenTelemetry spans for every route (configure an exporter in BentoML) |
 
 The service reads them when it starts (``Settings.from_env()`` in its constructor and
 middleware). The two limits also shape the published request schema, so the schema takes
@@ -46,12 +50,29 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> i
     return value
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}: expected a number, got {raw!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name}: must be a positive number, got {raw}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     model_tag: str = MODEL_ALIAS
     max_text_chars: int = 20000
     max_batch: int = 256
     max_body_bytes: int = 4 * 1024 * 1024
+    body_timeout_s: float = 10.0
+    header_timeout_s: float = 10.0
+    max_concurrency: int = 1024
+    rejection_log_rate: float = 10.0
     api_key: str | None = None
     prediction_log: str | None = None
     workers: int = 1
@@ -69,6 +90,10 @@ class Settings:
             max_text_chars=_int(env, "FRAMING_MAX_TEXT_CHARS", cls.max_text_chars),
             max_batch=_int(env, "FRAMING_MAX_BATCH", cls.max_batch),
             max_body_bytes=_int(env, "FRAMING_MAX_BODY_BYTES", cls.max_body_bytes),
+            body_timeout_s=_float(env, "FRAMING_BODY_TIMEOUT_S", cls.body_timeout_s),
+            header_timeout_s=_float(env, "FRAMING_HEADER_TIMEOUT_S", cls.header_timeout_s),
+            max_concurrency=_int(env, "FRAMING_MAX_CONCURRENCY", cls.max_concurrency),
+            rejection_log_rate=_float(env, "FRAMING_REJECTION_LOG_RATE", cls.rejection_log_rate),
             api_key=env.get("FRAMING_API_KEY") or None,
             prediction_log=env.get("FRAMING_PREDICTION_LOG") or None,
             workers=_int(env, "FRAMING_WORKERS", cls.workers),

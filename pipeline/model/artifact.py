@@ -147,9 +147,14 @@ class FramingModel:
     # -- files
 
     def save(self, path: str | Path) -> Path:
-        """Write the model to ``path`` atomically (pickle); returns the path."""
+        """Write the model to ``path`` atomically (pickle); returns the path.
+
+        The same model gives the same bytes in any process (``_drop_volatile``), so a rebuild
+        leaves dvc.lock unchanged.
+        """
         from pipeline.fsutil import atomic_open
 
+        _drop_volatile(self)
         with atomic_open(path, "wb") as fh:
             pickle.dump(self, fh, protocol=5)
         return Path(path)
@@ -233,6 +238,31 @@ def _joblib_load(path: Path) -> Any:
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same to the user
         raise InputError(f"{path}: cannot load the model ({type(exc).__name__}: {exc}); it was saved by an "
                          f"unsupported version of the pipeline: retrain it") from None
+
+
+# Attributes that caches inside fitted estimators keep and that differ from one process to the
+# next: scikit-learn's TfidfVectorizer remembers ``id(self.stop_words)`` (a memory address) to skip
+# re-checking its stop words. Dropping it costs one cheap re-check at the next transform.
+_VOLATILE_ATTRIBUTES = ("_stop_words_id",)
+
+
+def _drop_volatile(root: Any) -> None:
+    """Delete ``_VOLATILE_ATTRIBUTES`` from every object reachable from ``root`` (attributes, lists, dicts)."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, (str, bytes, int, float, bool, type(None), np.ndarray)) or sp.issparse(obj):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, dict):
+            stack.extend(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            stack.extend(obj)
+        elif hasattr(obj, "__dict__") and not isinstance(obj, type):
+            for name in _VOLATILE_ATTRIBUTES:
+                obj.__dict__.pop(name, None)
+            stack.extend(obj.__dict__.values())
 
 
 def _upgrade_from_1(state: dict) -> dict:

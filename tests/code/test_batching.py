@@ -77,3 +77,40 @@ def test_a_lone_failing_request_gets_its_error_and_the_batcher_keeps_serving():
         return await batcher.submit(["ok"])
 
     assert asyncio.run(go()) == ["OK"]
+
+
+def test_under_load_a_poisoned_request_fails_alone_with_the_real_model(tmp_path_factory):
+    """2,000 concurrent requests through the batcher to a trained FramingModel, one in ten poisoned (its
+    predict raises, as a tokenizer did on lone surrogates): every clean request gets exactly the model's
+    own result, every poisoned one its error."""
+    from tests.fixtures_train import trained_workspace
+    from pipeline.model import FramingModel
+
+    model = FramingModel.load(trained_workspace(tmp_path_factory.getbasetemp() / "train-shared")["model"])
+
+    sizes = []
+
+    def predict(texts):  # the fault, injected: a text the model cannot take makes the whole call raise
+        sizes.append(len(texts))
+        if any(t.startswith("POISON") for t in texts):
+            raise ValueError("cannot encode this text")
+        return model.predict(texts)
+
+    texts = [f"Kim and Putin signed a treaty, number {i}." for i in range(2000)]
+    batcher = MicroBatcher(predict, max_batch=64)
+
+    async def go():
+        async def one(i):
+            await asyncio.sleep(0)
+            return await batcher.submit(["POISON " + texts[i]] if i % 10 == 3 else [texts[i]])
+
+        return await asyncio.gather(*(one(i) for i in range(2000)), return_exceptions=True)
+
+    results = asyncio.run(go())
+    expected = model.predict(texts)
+    for i, result in enumerate(results):
+        if i % 10 == 3:
+            assert isinstance(result, ValueError)
+        else:
+            assert result == [expected[i]], i
+    assert batcher.retried_batches > 0 and max(sizes) > 1  # batches formed, and the failed ones were retried

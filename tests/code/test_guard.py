@@ -1,4 +1,5 @@
-"""serving/guard.py in-process, as an ASGI app: auth, content type, body limits and replay."""
+"""serving/guard.py in-process, as an ASGI app: auth, routes, content type, body size and read time, replay,
+concurrency."""
 
 from __future__ import annotations
 
@@ -52,8 +53,11 @@ def call(guard, path="/predict", method="POST", headers=(), chunks=(b"{}",)):
 JSON = [("content-type", "application/json")]
 
 
+ROUTES = {"/predict": "POST", "/metadata": "POST", "/livez": "GET", "/docs": "GET", "/": "GET"}
+
+
 def guard(app=None, **settings):
-    return RequestGuard(app or App(), json_routes=("/predict",), settings=Settings(**settings))
+    return RequestGuard(app or App(), routes=ROUTES, json_routes=("/predict",), settings=Settings(**settings))
 
 
 def test_without_a_key_everything_passes_and_json_routes_need_json():
@@ -62,8 +66,92 @@ def test_without_a_key_everything_passes_and_json_routes_need_json():
     assert call(g, headers=JSON + [("content-length", "2")]) == (200, b"{}")
     status, body = call(g, headers=[("content-type", "text/plain")])
     assert status == 415 and "application/json" in body["error"]
-    assert call(g, path="/metadata", method="GET") == (200, b"{}")  # not a JSON route: untouched
+    assert call(g, path="/metadata", headers=[("content-type", "text/plain")]) == (200, b"{}")  # not a JSON route
     assert [p for p, _ in app.seen] == ["/predict", "/metadata"]
+
+
+def test_unknown_paths_and_methods_are_refused_before_the_app_sees_them():
+    app = App()
+    g = guard(app)
+    status, body = call(g, path="/x/../../etc/passwd", method="GET")
+    assert status == 404 and "passwd" not in body["error"]  # the client's path is not echoed
+    status, body = call(g, path="/predict", method="GET")
+    assert status == 405 and "POST" in body["error"]
+    assert call(g, path="/livez", method="HEAD")[0] == 200  # GET routes answer HEAD too
+    assert [p for p, _ in app.seen] == ["/livez"]
+
+
+def test_without_the_key_every_path_is_401_before_its_route_is_looked_up():
+    app = App()
+    g = guard(app, api_key="s3cret")
+    assert call(g, path="/no/such/route", method="GET")[0] == 401
+    assert call(g, path="/no/such/route", method="GET", headers=[("x-api-key", "s3cret")])[0] == 404
+    assert app.seen == []
+
+
+def test_a_body_that_trickles_past_the_deadline_is_408_and_the_connection_closes():
+    app = App()
+    g = guard(app, body_timeout_s=0.2)
+    sent = []
+
+    async def trickle():
+        await asyncio.sleep(0.1)
+        return {"type": "http.request", "body": b"{", "more_body": True}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "path": "/predict", "method": "POST",
+             "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")]}
+    asyncio.run(g(scope, trickle, send))
+    assert sent[0]["status"] == 408 and (b"connection", b"close") in sent[0]["headers"]
+    assert app.seen == []
+
+
+def test_concurrency_limit_counts_only_requests_whose_body_has_arrived():
+    release = asyncio.Event()
+
+    class Slow(App):
+        async def __call__(self, scope, receive, send):
+            await release.wait()
+            await super().__call__(scope, receive, send)
+
+    g = guard(Slow(), max_concurrency=1, body_timeout_s=5)
+
+    async def go():
+        statuses = []
+
+        async def request(receive):
+            sent = []
+
+            async def send(message):
+                sent.append(message)
+
+            scope = {"type": "http", "path": "/predict", "method": "POST",
+                     "headers": [(b"content-type", b"application/json")]}
+            await g(scope, receive, send)
+            statuses.append(sent[0]["status"] if sent else "gone")  # a client that left gets no answer
+
+        stuck = asyncio.Event()
+
+        async def never():  # a client that sent its headers and then nothing
+            await stuck.wait()
+            return {"type": "http.disconnect"}
+
+        async def whole():
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        slow = [asyncio.ensure_future(request(never)) for _ in range(5)]
+        first = asyncio.ensure_future(request(whole))  # five trickling clients do not hold its place
+        await asyncio.sleep(0.05)
+        await request(whole)  # the one place is taken by `first`
+        release.set()
+        await first
+        stuck.set()
+        await asyncio.gather(*slow)
+        return statuses
+
+    assert asyncio.run(go()) == [429, 200] + ["gone"] * 5
 
 
 @pytest.mark.parametrize("headers, status", [

@@ -55,6 +55,23 @@ def test_predict_from_registry_and_models_listing(trained, monkeypatch, capsys):
         predict.load_model(from_registry=True, alias="gold")
 
 
+def test_a_lone_surrogate_line_exits_2_naming_file_and_line_and_writes_nothing(trained, tmp_path):
+    """The model would answer it (its text normalisation repairs the surrogate), but the output echoes the
+    text and cannot hold it as UTF-8: the file is refused before the first prediction, like any bad line."""
+    import subprocess
+    import sys
+
+    f = tmp_path / "in.jsonl"
+    f.write_text('{"text": "A deal: munitions for oil."}\n{"text": "broken \\ud800 here"}\n{"text": "Allies."}\n')
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "predict", "--model", str(trained["model"]),
+                           "--file", str(f)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert f"{f}:2: field 'text' holds a lone surrogate escape (\\ud800)" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    with pytest.raises(InputError, match=r"argument 1: not valid UTF-8"):
+        predict.main(["--model", str(trained["model"]), "bad \udcff bytes"])
+
+
 def test_predict_loads_only_the_models_own_dependencies(trained):
     """`framing predict` with a model file starts without MLflow, datasets, BentoML, scikit-learn or pandas (start-up time)."""
     import subprocess

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from itertools import combinations, permutations
-from typing import Any, Hashable, Iterable, Mapping, Sequence
+from typing import Any, Hashable, Mapping, Sequence
 
 from pipeline.annotations import AnnotationRecord
 from pipeline.schema import LabelSchema

@@ -35,7 +35,7 @@ def label_config_xml(schema: LabelSchema) -> str:
         '  <Header value="Passage"/>',
         f'  <Text name="{TEXT_NAME}" value="${TEXT_NAME}" granularity="word"/>',
         *choices(FRAMES_NAME, "multiple", schema.frames),
-        *choices(STANCE_NAME, "single-radio", schema.stance, f''),
+        *choices(STANCE_NAME, "single-radio", schema.stance, ''),
         *choices(FLAGS_NAME, "multiple", schema.flags),
         "</View>",
     ]

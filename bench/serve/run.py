@@ -206,7 +206,7 @@ def markdown(s: dict) -> str:
             lines.append(f"| {server} | {scenario} | {r['req_per_s']:.0f} | {r['passages_per_s']:.0f} | {r['p50_ms']:.1f} | "
                          f"{r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.0f} | {r['errors']} | {r['rss_mib']:.0f} |")
     ip = s["in_process"]
-    lines += ["", f"Time to ready: " + ", ".join(f"{k} {v:.1f} s" for k, v in s["ready_s"].items()) + ".",
+    lines += ["", "Time to ready: " + ", ".join(f"{k} {v:.1f} s" for k, v in s["ready_s"].items()) + ".",
               f"In-process `predict`: {ip['batch1_calls_per_s']:.0f} calls/s at batch 1, "
               f"{ip['batch32_passages_per_s']:.0f} passages/s at batch 32 (one core)."]
     ours, theirs = s["results"]["bentoml"], s["results"]["mlflow"]

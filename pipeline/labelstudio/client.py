@@ -8,11 +8,9 @@ CLI prints the message and exits 2). Local files are only ever replaced atomical
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 

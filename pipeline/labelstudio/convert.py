@@ -23,14 +23,10 @@ import copy
 import json
 from collections import defaultdict
 from html import escape
-from itertools import combinations
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
-from pipeline.agreement import krippendorff_alpha_nominal, observed_agreement
-from pipeline.annotations import AnnotationRecord
-from pipeline.schema import LabelSchema
 from pipeline.errors import InputError
-from pipeline.labels import FRAMES_NAME, STANCE_NAME, TEXT_NAME
+from pipeline.labels import TEXT_NAME
 
 TASK_FIELDS = ("text", "passage_id", "doc_id", "paragraph_index", "date", "sources")
 

@@ -7,7 +7,6 @@ nothing here needs the distill stage or torch.
 from __future__ import annotations
 
 import pickle
-import re
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sklearn.linear_model import LogisticRegression
 from model2vec import StaticModel
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
 from pipeline.candidates import Context, candidate
 from pipeline.config import DistillParams, FeatureParams

@@ -1,6 +1,5 @@
 """Label Studio conversions, merge rules, agreement and active-learning order (no server)."""
 
-import json
 
 import pytest
 

@@ -14,7 +14,7 @@ import requests
 from pipeline.annotations import choices_results, read_exports
 from pipeline.config import LabelStudioParams
 from pipeline.labels import adjudication_config_xml
-from pipeline.labelstudio import adjudication, client, mlbackend, push, server, users
+from pipeline.labelstudio import client, mlbackend, push, server, users
 from pipeline.labelstudio import cli as ls_cli
 
 pytestmark = pytest.mark.integration

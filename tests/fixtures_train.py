@@ -95,3 +95,13 @@ def trained_workspace(base: Path, seed: int = 7) -> dict:
         _CACHE[key] = {"work": work, "dataset": ds, "uri": uri, "params": params, "seed": seed, "summary": summary,
                        **paths}
     return _CACHE[key]
+
+
+def training_arrays(records: list[dict], n_frames: int):
+    """(texts, Y frames 0/1 matrix, y stance codes) of ``build_records`` output, as a candidate's ``fit`` takes them."""
+    import numpy as np
+
+    Y = np.zeros((len(records), n_frames), dtype=int)
+    for i, r in enumerate(records):
+        Y[i, r["frames"]] = 1
+    return [r["text"] for r in records], Y, np.array([r["stance"] for r in records])

@@ -8,6 +8,8 @@ Called when a ``FramingModel`` is built, i.e. where scikit-learn is already load
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from pipeline.model import inference as inf
@@ -75,9 +77,7 @@ def _cue_embedding(f) -> inf.CueEmbedding | None:
         return None
     return inf.CueEmbedding(
         cues=_cues(f.cues_),
-        embedding=inf.Embedding(tokenizer=model.tokenizer, table=model.embedding, unk_token_id=model.unk_token_id,
-                                max_length=model.max_length, median_token_length=model.median_token_length,
-                                normalize=bool(model.normalize), prototype_vectors=np.asarray(emb.prototype_vectors_)),
+        embedding=dataclasses.replace(emb.forward_pass(), prototype_vectors=np.asarray(emb.prototype_vectors_)),
         label_matrix=np.asarray(f.label_matrix_))
 
 

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 
 from pipeline.errors import InputError
-from pipeline.model.inference import WORD, match_cues, mean_embeddings, words_only
+from pipeline.model.inference import WORD, Embedding, match_cues, words_only
 
 __all__ = ["CueFeaturizer", "StaticEmbedder", "CueEmbeddingFeatures", "MixedFeatures", "cue_matrix", "words_only"]
 
@@ -121,9 +121,10 @@ class StaticEmbedder(BaseEstimator, TransformerMixin):
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """(n, dim) float64 unit vectors (zeros for a text with no known token).
 
-        model2vec's ``encode`` (same truncation and tokens), with the per-text means done by
-        ``mean_embeddings`` over a float32 copy of the table: model2vec averages float16 rows one
-        length bucket at a time, which costs more than tokenising.
+        model2vec's ``encode`` (same truncation and tokens), computed by the forward pass that a
+        saved model predicts with (``inference.Embedding``: per-text means over a float32 copy of
+        the table; model2vec averages float16 rows one length bucket at a time, which costs more
+        than tokenising).
         """
         model = self.model_
         texts = list(texts)
@@ -131,21 +132,23 @@ class StaticEmbedder(BaseEstimator, TransformerMixin):
             return np.zeros((0, self.dim_))
         if model.token_mapping is not None or model.weights is not None:  # vocabulary-quantised tables
             return model.encode(texts, use_multiprocessing=False).astype(np.float64)
-        if model.max_length is not None:
-            limit = model.max_length * model.median_token_length
-            texts = [t[:limit] for t in texts]
-        return mean_embeddings(model.tokenize(texts), self._table(), bool(model.normalize))
+        return self.forward_pass().embed(texts)
 
-    def _table(self) -> np.ndarray:
-        # float32 copy of the (float16) table, built on first use and never pickled.
-        table = self.__dict__.get("_table32")
-        if table is None:
-            table = self._table32 = np.asarray(self.model_.embedding, dtype=np.float32)
-        return table
+    def forward_pass(self) -> Embedding:
+        """The fitted table as the forward pass of a saved model computes with it (no prototypes)."""
+        # Built on first use (it holds the float32 table) and never pickled.
+        forward = self.__dict__.get("_forward_pass")
+        if forward is None:
+            model = self.model_
+            forward = self._forward_pass = Embedding(
+                tokenizer=model.tokenizer, table=model.embedding, unk_token_id=model.unk_token_id,
+                max_length=model.max_length, median_token_length=model.median_token_length,
+                normalize=bool(model.normalize), prototype_vectors=np.zeros((0, self.dim_)))
+        return forward
 
     def __getstate__(self):
         state = super().__getstate__()
-        state.pop("_table32", None)
+        state.pop("_forward_pass", None)
         return state
 
     def transform(self, X: Iterable[str]) -> np.ndarray:

@@ -7,9 +7,9 @@ model to predict imports NumPy, SciPy's sparse matrices and ``tokenizers`` — n
 SciPy's statistics or pandas (about 2 s of start-up on a 2-core machine, bench/RESULTS.md).
 
 Every operation is the one the scikit-learn estimator performs, in the same order on the same
-dtypes, so the probabilities are bit-identical to the estimators' (tested on the corpus). The
-functions ``match_cues`` and ``mean_embeddings`` are also what the training-time estimators in
-``pipeline.model.features`` call: one implementation for both.
+dtypes, so the probabilities are bit-identical to the estimators' (tested on the corpus).
+``match_cues`` and ``Embedding`` are also what the training-time estimators in
+``pipeline.model.features`` compute with: one implementation for both.
 
 This module must not import scikit-learn (a test checks it).
 """

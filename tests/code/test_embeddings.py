@@ -23,7 +23,7 @@ from pipeline.model import (BlendedHead, CueEmbeddingFeatures, CueFeaturizer, Fr
                             MultiLabelHead, StaticEmbedder)
 from pipeline.schema import load_label_schema
 from pipeline.training_data import Split, document_folds
-from tests.fixtures_train import LABELS, build_records
+from tests.fixtures_train import LABELS, build_records, training_arrays
 
 SCHEMA = load_label_schema(LABELS)
 FRAMES, STANCES = SCHEMA.frame_names, SCHEMA.stance_names
@@ -112,11 +112,7 @@ def test_blended_head_is_the_weighted_mean_of_prior_and_learned_head():
 
 def test_embed_prior_model_predicts_with_cue_evidence_only(static_dir):
     records = build_records(48, seed=3)
-    texts = [r["text"] for r in records]
-    Y = np.zeros((len(records), len(FRAMES)), dtype=int)
-    for i, r in enumerate(records):
-        Y[i, r["frames"]] = 1
-    y = np.array([r["stance"] for r in records])
+    texts, Y, y = training_arrays(records, len(FRAMES))
     ctx = Context(SCHEMA, tuple(FRAMES), tuple(STANCES), FeatureParams(), 0, str(static_dir))
     fitted = candidate("embed_prior", C=10.0, prior_weight=0.5).fit(texts, Y, y, ctx)
     model = FramingModel(name="embed_prior", schema_version=1, frame_names=FRAMES, stance_names=STANCES,
@@ -152,11 +148,7 @@ def every_family(static_dir) -> dict[str, FramingModel]:
     from pipeline.families import FAMILIES
 
     records = build_records(48, seed=3)
-    texts = [r["text"] for r in records]
-    Y = np.zeros((len(records), len(FRAMES)), dtype=int)
-    for i, r in enumerate(records):
-        Y[i, r["frames"]] = 1
-    y = np.array([r["stance"] for r in records])
+    texts, Y, y = training_arrays(records, len(FRAMES))
     ctx = Context(SCHEMA, tuple(FRAMES), tuple(STANCES), FeatureParams(), 0, str(static_dir))
     models = {}
     for kind in FAMILIES:

@@ -15,7 +15,7 @@ from pipeline.config import FeatureParams
 from pipeline.model import FramingModel
 from pipeline.schema import load_label_schema
 from pipeline.textnorm import model_text
-from tests.fixtures_train import LABELS, build_records
+from tests.fixtures_train import LABELS, build_records, training_arrays
 
 SCHEMA = load_label_schema(LABELS)
 FRAMES, STANCES = SCHEMA.frame_names, SCHEMA.stance_names
@@ -26,11 +26,7 @@ ODD = ["", "x", "not a strategic partnership, no alliance, isn't a deal", "Ст�
 
 
 def _fit(kind: str, hp: dict, embeddings=None) -> FramingModel:
-    texts = [r["text"] for r in RECORDS]
-    Y = np.zeros((len(RECORDS), len(FRAMES)), dtype=int)
-    for i, r in enumerate(RECORDS):
-        Y[i, r["frames"]] = 1
-    y = np.array([r["stance"] for r in RECORDS])
+    texts, Y, y = training_arrays(RECORDS, len(FRAMES))
     ctx = Context(SCHEMA, tuple(FRAMES), tuple(STANCES), FeatureParams(), seed=0,
                   embeddings=str(embeddings) if embeddings else None)
     fitted = candidate(kind, **hp).fit(texts, Y, y, ctx)

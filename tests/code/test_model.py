@@ -17,7 +17,7 @@ from pipeline.errors import InputError
 from pipeline.mlflow_model import records_frame, texts_from_input
 from pipeline.model import CalibratedLinearSVC, FramingModel, MultiLabelHead, StanceHead
 from pipeline.schema import load_label_schema
-from tests.fixtures_train import LABELS, build_records
+from tests.fixtures_train import LABELS, build_records, training_arrays
 
 SCHEMA = load_label_schema(LABELS)
 FRAMES, STANCES = SCHEMA.frame_names, SCHEMA.stance_names
@@ -25,11 +25,7 @@ FRAMES, STANCES = SCHEMA.frame_names, SCHEMA.stance_names
 
 def _fit(kind: str, hp: dict | None = None, thresholds=(0.5, 0.5, 0.5), records=None) -> FramingModel:
     records = records or build_records(48, seed=3)
-    texts = [r["text"] for r in records]
-    Y = np.zeros((len(records), len(FRAMES)), dtype=int)
-    for i, r in enumerate(records):
-        Y[i, r["frames"]] = 1
-    y = np.array([r["stance"] for r in records])
+    texts, Y, y = training_arrays(records, len(FRAMES))
     fitted = candidate(kind, **(hp or {})).fit(texts, Y, y, Context(SCHEMA, tuple(FRAMES), tuple(STANCES),
                                                                   FeatureParams(), seed=0))
     return FramingModel(name=kind, schema_version=1, frame_names=FRAMES, stance_names=STANCES,

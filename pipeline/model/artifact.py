@@ -119,21 +119,29 @@ class FramingModel:
         decided = self.decide(pf)
         X = sp.csr_matrix(X[:, self._evidence_columns])
         X.sort_indices()  # ties in evidence are then broken by feature index, deterministically
+        frames, stances, names = self.frame_names, self.stance_names, self._feature_names
+        # Every stored feature's contribution to every frame, negated: a stable ascending sort of
+        # a row's column then ranks its features by contribution, ties by feature index.
+        neg = -(X.data[:, None] * self._evidence_weights.T[X.indices])
+        pf_rows, ps_rows, decided_rows = pf.tolist(), ps.tolist(), decided.tolist()
+        stance_of = np.argmax(ps, axis=1).tolist()
         out = []
         for i in range(pf.shape[0]):
-            lo, hi = X.indptr[i], X.indptr[i + 1]
-            idx, val = X.indices[lo:hi], X.data[lo:hi]
+            labels = [j for j, d in enumerate(decided_rows[i]) if d]
             evidence = {}
-            labels = np.flatnonzero(decided[i])
-            for j in labels:
-                contrib = val * self._evidence_weights[j, idx]
-                order = np.argsort(-contrib, kind="stable")[: self.evidence_top_n]
-                evidence[self.frame_names[j]] = [str(self._feature_names[idx[k]]) for k in order if contrib[k] > 0]
+            if labels:
+                lo, hi = X.indptr[i], X.indptr[i + 1]
+                block = neg[lo:hi]
+                top = np.argsort(block, axis=0, kind="stable")[: self.evidence_top_n]
+                positive = (np.take_along_axis(block, top, axis=0) < 0).T.tolist()
+                words = names[X.indices[lo + top]].T.tolist()
+                for j in labels:
+                    evidence[frames[j]] = [w for w, p in zip(words[j], positive[j]) if p]
             out.append({
-                "frames": {name: float(p) for name, p in zip(self.frame_names, pf[i])},
-                "decided_frames": [self.frame_names[j] for j in labels],
-                "stance": self.stance_names[int(np.argmax(ps[i]))],
-                "stance_scores": {name: float(p) for name, p in zip(self.stance_names, ps[i])},
+                "frames": dict(zip(frames, pf_rows[i])),
+                "decided_frames": [frames[j] for j in labels],
+                "stance": stances[stance_of[i]],
+                "stance_scores": dict(zip(stances, ps_rows[i])),
                 "evidence": evidence,
             })
         return out

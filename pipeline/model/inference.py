@@ -16,6 +16,7 @@ This module must not import scikit-learn (a test checks it).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -24,7 +25,11 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from pipeline.model.ngrams import WordNgramIndex
+from pipeline.model.tokens import chunk_encoder
+
 WORD = re.compile(r"\w+")
+_WORD_CHAR = re.compile(r"\w")
 _NOT_WORD = re.compile(r"[^\w']+")
 _WHITE_SPACES = re.compile(r"\s\s+")  # scikit-learn's CountVectorizer._white_spaces
 
@@ -37,46 +42,99 @@ def words_only(text: str) -> str:
 
 # -- shared kernels (also called by the training-time estimators)
 
+class Words:
+    """A batch's lower-cased texts and their ``WORD`` runs, found once for every featuriser that reads them."""
+
+    __slots__ = ("lower", "words")
+
+    def __init__(self, texts: Sequence[str]):
+        self.lower = [t.lower() for t in texts]
+        self.words = [WORD.findall(t) for t in self.lower]
+
+
+# scikit-learn's default token pattern: the WORD runs of two characters or more.
+_DEFAULT_TOKENS = r"(?u)\b\w\w+\b"
+
+
 def match_cues(texts: Sequence[str], patterns: Sequence[re.Pattern], by_first_word: dict[str, list[int]],
-               anywhere: Sequence[int], negation: re.Pattern | None) -> sp.csr_matrix:
+               anywhere: Sequence[int], negation: re.Pattern | None, words: Words | None = None) -> sp.csr_matrix:
     """(n, n_cues) 0/1 CSR: which cue patterns occur in each text, outside a negator's reach.
 
     A cue is tried only where its first word occurs (``by_first_word``); cues that do not start
     with a word character are searched everywhere (``anywhere``). A cue found at ``start`` counts
     only if ``negation`` does not match the 80 characters before it (same clause).
     """
-    def counts(low: str, start: int) -> bool:
-        return negation is None or negation.search(low, max(0, start - 80), start) is None
+    hint = _negator_hint(negation) if negation is not None else None
 
+    def counts(low: str, start: int) -> bool:
+        if negation is None:
+            return True
+        lo = max(0, start - 80)
+        if hint is not None and hint.search(low, lo, start) is None:
+            return True  # no negator in reach: the full pattern cannot match either
+        return negation.search(low, lo, start) is None
+
+    first_words = by_first_word.keys()
+    words = words or Words(texts)
     rows, cols = [], []
     n = 0
-    for i, text in enumerate(texts):
-        low = text.lower()
+    for i, low in enumerate(words.lower):
         n = i + 1
         found = {j for j in anywhere for m in patterns[j].finditer(low) if counts(low, m.start())}
-        for word in WORD.finditer(low):
-            for j in by_first_word.get(word.group(), ()):
-                if j not in found and patterns[j].match(low, word.start()) and counts(low, word.start()):
-                    found.add(j)
+        # The words of the text that start a cue (one C-level findall and a set intersection),
+        # then every place each of those stands as a whole word.
+        for first in first_words & set(words.words[i]):
+            for word in _word_ending(first).finditer(low):
+                start = word.start()
+                if start and _WORD_CHAR.match(low, start - 1):
+                    continue  # the end of a longer word
+                for j in by_first_word[first]:
+                    if j not in found and patterns[j].match(low, start) and counts(low, start):
+                        found.add(j)
         rows += [i] * len(found)
         cols += sorted(found)
     data = np.ones(len(rows), dtype=np.float64)
     return sp.csr_matrix((data, (rows, cols)), shape=(n, len(patterns)))
 
 
-def mean_embeddings(ids: Sequence[Sequence[int]], table32: np.ndarray, normalize: bool) -> np.ndarray:
-    """(n, dim) float64: the mean of each text's token vectors (unit length when ``normalize``).
+_NEGATION_HEAD, _NEGATION_TAIL = r"(?<![\w'])(?:", r")(?! +only\b"
+
+
+@functools.lru_cache(maxsize=64)
+def _negator_hint(negation: re.Pattern) -> re.Pattern | None:
+    """A cheap necessary condition for ``negation`` (``CueFeaturizer``'s pattern): one of its
+    negator phrases starting a word, or "n't", somewhere in the window. Most windows have none, and the full
+    pattern, tried at every position of the window, is the dearer search. None for a pattern of
+    another shape."""
+    pattern = negation.pattern
+    if not pattern.startswith(_NEGATION_HEAD) or _NEGATION_TAIL not in pattern:
+        return None
+    alternatives = pattern[len(_NEGATION_HEAD):pattern.index(_NEGATION_TAIL)]
+    if alternatives.endswith(r"|[\w']*n't"):
+        return re.compile(_NEGATION_HEAD + alternatives[:-len(r"|[\w']*n't")] + ")|n't")
+    return re.compile(_NEGATION_HEAD + alternatives + ")")
+
+
+@functools.lru_cache(maxsize=4096)
+def _word_ending(word: str) -> re.Pattern:
+    """``word`` not followed by a word character (a literal first: the fast search of ``re``)."""
+    return re.compile(r"%s(?!\w)" % re.escape(word))
+
+
+def mean_embeddings(ids: np.ndarray, lengths: np.ndarray, table32: np.ndarray, normalize: bool) -> np.ndarray:
+    """(n, dim) float64: the mean of each text's token vectors (unit length when ``normalize``);
+    ``ids`` holds the texts' token ids one after another, ``lengths`` how many each has.
 
     One sparse segment-sum over a float32 copy of the table: each row is computed on its own,
     so a text gets the same vector alone or in a batch.
     """
-    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-    n_tokens = int(lengths.sum())
-    flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=n_tokens)
+    # Row i holds 1/len_i at its tokens' ids, repeats and order kept (CSR entries are not summed or
+    # sorted unless asked): the product adds w·table[id] entry by entry, as a gather-then-sum
+    # would, without copying the rows out first.
     segments = sp.csr_matrix((np.repeat(1.0 / np.maximum(lengths, 1), lengths).astype(np.float32),
-                              np.arange(n_tokens), np.concatenate([[0], np.cumsum(lengths)])),
-                             shape=(len(ids), n_tokens))
-    out = np.asarray(segments @ table32[flat])
+                              ids, np.concatenate([[0], np.cumsum(lengths)])),
+                             shape=(len(lengths), len(table32)))
+    out = np.asarray(segments @ table32)
     if normalize:
         out /= np.linalg.norm(out, axis=1, keepdims=True) + 1e-32
     return out.astype(np.float64)
@@ -108,8 +166,8 @@ class Cues:
     anywhere: list
     negation: Any
 
-    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        return match_cues(texts, self.patterns, self.by_first_word, self.anywhere, self.negation)
+    def transform(self, texts: Sequence[str], words: Words | None = None) -> sp.csr_matrix:
+        return match_cues(texts, self.patterns, self.by_first_word, self.anywhere, self.negation, words)
 
 
 @dataclass
@@ -133,12 +191,21 @@ class Embedding:
         if self.max_length is not None:
             limit = self.max_length * self.median_token_length
             texts = [t[:limit] for t in texts]
-        ids = [e.ids for e in self.tokenizer.encode_batch_fast(texts, add_special_tokens=False)]
+        ids, lengths = self._encoder().encode(texts)
         if self.unk_token_id is not None:
-            ids = [[t for t in row if t != self.unk_token_id] for row in ids]
+            known = ids != self.unk_token_id
+            lengths = np.bincount(np.repeat(np.arange(len(texts)), lengths)[known], minlength=len(texts))
+            ids = ids[known]
         if self._table32 is None:
             self._table32 = np.asarray(self.table, dtype=np.float32)
-        return mean_embeddings(ids, self._table32, self.normalize)
+        return mean_embeddings(ids, lengths, self._table32, self.normalize)
+
+    def _encoder(self):
+        """The tokenizer behind a chunk cache where that gives the same ids (built once per process)."""
+        encoder = self.__dict__.get("_encoder_")
+        if encoder is None:
+            encoder = self._encoder_ = chunk_encoder(self.tokenizer)
+        return encoder
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
         E = self.embed(texts)
@@ -147,7 +214,9 @@ class Embedding:
         return np.hstack([E, np.einsum("ij,kj->ik", E, self.prototype_vectors)])
 
     def __getstate__(self):
-        return {**self.__dict__, "_table32": None}
+        state = {**self.__dict__, "_table32": None}
+        state.pop("_encoder_", None)
+        return state
 
 
 @dataclass
@@ -158,8 +227,8 @@ class CueEmbedding:
     embedding: Embedding
     label_matrix: np.ndarray
 
-    def dense(self, texts: Sequence[str]) -> np.ndarray:
-        K = self.cues.transform(texts)
+    def dense(self, texts: Sequence[str], words: Words | None = None) -> np.ndarray:
+        K = self.cues.transform(texts, words)
         return np.hstack([K.toarray(), np.log1p(K @ self.label_matrix), self.embedding.transform(texts)])
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
@@ -183,7 +252,7 @@ class Tfidf:
         self._tokens = re.compile(self.token_pattern).findall
 
     def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_tokens"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_tokens", "_index")}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -225,32 +294,59 @@ class Tfidf:
                     break
         return ngrams
 
-    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        # Per text: the vocabulary index of every known n-gram (looked up by map, in C), then the
-        # sorted distinct indices with their counts: CountVectorizer's counts with sorted indices.
-        lookup, rows = self.vocabulary.get, []
-        for text in texts:
-            found = np.fromiter(map(lookup, self._analyze(text), itertools.repeat(-1)), dtype=np.int32)
-            rows.append(np.unique(found[found >= 0], return_counts=True))
-        indptr = np.zeros(len(rows) + 1, dtype=np.int32)
-        indptr[1:] = np.cumsum([len(j) for j, _ in rows])
-        indices = np.concatenate([j for j, _ in rows]) if rows else np.zeros(0, dtype=np.int32)
-        counts = np.concatenate([c for _, c in rows]) if rows else np.zeros(0)
-        X = sp.csr_matrix((counts.astype(np.float64), indices.astype(np.int32), indptr),
-                          shape=(len(rows), len(self.vocabulary)))
+    def transform(self, texts: Sequence[str], words: Words | None = None) -> sp.csr_matrix:
+        indptr, indices, counts = self._counts(texts, words)
+        X = sp.csr_matrix((counts.astype(np.float64), indices.astype(np.int32), indptr.astype(np.int32)),
+                          shape=(len(texts), len(self.vocabulary)))
         if self.sublinear_tf:
             np.log(X.data, X.data)
             X.data += 1.0
         X.data *= self.idf[X.indices]
-        # inplace_csr_row_normalize_l2: a sequential sum of squares per row (cumsum is sequential).
-        data = X.data
-        for i in range(X.shape[0]):
-            lo, hi = X.indptr[i], X.indptr[i + 1]
-            if hi > lo:
-                norm = np.sqrt(np.cumsum(data[lo:hi] * data[lo:hi])[-1])
-                if norm != 0.0:
-                    data[lo:hi] /= norm
+        _normalize_rows_l2(X)
         return X
+
+    def _counts(self, texts: Sequence[str], words: Words | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """CountVectorizer's counts as (indptr, indices, counts), column indices sorted per row."""
+        if self.analyzer == "word":
+            index = self.__dict__.get("_index")
+            if index is None and WordNgramIndex.fits(self.vocabulary, self.ngram_range):
+                index = self._index = WordNgramIndex(self.vocabulary, self.ngram_range)
+            if index is not None:  # token ids and integer n-gram keys, a batch at a time
+                if words is not None and self.token_pattern == _DEFAULT_TOKENS:
+                    return index.counts(words.words, min_length=2)
+                return index.counts([self._tokens(t.lower()) for t in texts])
+        # Per text: the vocabulary index of every known n-gram (looked up by map, in C), then the
+        # sorted distinct indices with their counts.
+        lookup, rows = self.vocabulary.get, []
+        for text in texts:
+            found = np.fromiter(map(lookup, self._analyze(text), itertools.repeat(-1)), dtype=np.int32)
+            rows.append(np.unique(found[found >= 0], return_counts=True))
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        indptr[1:] = np.cumsum([len(j) for j, _ in rows])
+        indices = np.concatenate([j for j, _ in rows]) if rows else np.zeros(0, dtype=np.int32)
+        counts = np.concatenate([c for _, c in rows]) if rows else np.zeros(0)
+        return indptr, indices, counts
+
+
+def _normalize_rows_l2(X: sp.csr_matrix) -> None:
+    """scikit-learn's ``inplace_csr_row_normalize_l2``: each row divided by the square root of its
+    sum of squares, summed sequentially (a cumulative sum along rows padded with trailing zeros,
+    which leave a sequential sum unchanged; NumPy's plain sums are pairwise)."""
+    lengths = np.diff(X.indptr)
+    if not len(lengths) or not lengths.max(initial=0):
+        return
+    if len(lengths) * int(lengths.max()) > 1 << 22:  # one very long text in a large batch: row by row
+        for lo, hi in zip(X.indptr[:-1], X.indptr[1:]):
+            if hi > lo:
+                norm = np.sqrt(np.cumsum(X.data[lo:hi] * X.data[lo:hi])[-1])
+                if norm != 0.0:
+                    X.data[lo:hi] /= norm
+        return
+    squares = np.zeros((len(lengths), int(lengths.max())))
+    squares[np.arange(lengths.max()) < lengths[:, None]] = X.data * X.data
+    norms = np.sqrt(np.cumsum(squares, axis=1)[:, -1])
+    norms[norms == 0.0] = 1.0  # scikit-learn leaves an all-zero row alone; x / 1.0 == x
+    X.data /= np.repeat(norms, lengths)
 
 
 @dataclass
@@ -260,7 +356,8 @@ class Union:
     tfidf: list
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        return sp.hstack([t.transform(texts) for t in self.tfidf]).tocsr()
+        words = Words(texts) if any(t.analyzer == "word" for t in self.tfidf) else None
+        return sp.hstack([t.transform(texts, words) for t in self.tfidf]).tocsr()
 
 
 @dataclass
@@ -272,10 +369,12 @@ class Mixed:
     scale: np.ndarray
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        blocks = [t.transform(texts) for t in self.tfidf]
-        tfidf = blocks[0] if len(blocks) == 1 else sp.hstack(blocks, format="csr")
-        block = sp.csr_matrix(self.cue_embedding.transform(texts).multiply(self.scale))
-        return sp.hstack([sp.csr_matrix(tfidf), block], format="csr")
+        words = Words(texts)
+        blocks = [t.transform(texts, words) for t in self.tfidf]
+        # The scaled dense block goes to CSR once (MixedFeatures converts, scales, then converts
+        # again: the same values; an entry that scaling makes zero is only left out, not changed).
+        block = sp.csr_matrix(self.cue_embedding.dense(texts, words) * self.scale)
+        return sp.hstack([*blocks, block], format="csr")
 
 
 # -- heads
@@ -307,10 +406,16 @@ class StanceHead:
     intercept: np.ndarray | None = None
     constant: np.ndarray | None = None
 
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_coef_t"}
+
     def predict_proba(self, X) -> np.ndarray:
         if self.coef is None:
             return np.tile(self.constant, (X.shape[0], 1))
-        d = np.asarray(X @ self.coef.T) + self.intercept
+        coef_t = self.__dict__.get("_coef_t")
+        if coef_t is None:  # contiguous once, not copied by every product (same values)
+            coef_t = self._coef_t = np.ascontiguousarray(self.coef.T)
+        d = np.asarray(X @ coef_t) + self.intercept
         if d.shape[1] == 1:  # binary: LogisticRegression's _predict_proba_lr
             p = expit(d.reshape(-1))
             proba = np.vstack([1 - p, p]).T

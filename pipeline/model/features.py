@@ -19,7 +19,8 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 
 from pipeline.errors import InputError
-from pipeline.model.inference import WORD, Embedding, match_cues, words_only
+from pipeline.model.inference import Embedding, words_only
+from pipeline.model.matching import WORD, match_cues
 
 __all__ = ["CueFeaturizer", "StaticEmbedder", "CueEmbeddingFeatures", "MixedFeatures", "cue_matrix", "words_only"]
 

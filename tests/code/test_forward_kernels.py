@@ -16,7 +16,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 from tokenizers import Tokenizer
 
 from pipeline.model import CueFeaturizer
-from pipeline.model.inference import WORD, Words, match_cues
+from pipeline.model.matching import WORD, Words, match_cues
 from pipeline.model.ngrams import WordNgramIndex
 from pipeline.model.tokens import ChunkCache, WholeTexts, chunk_encoder
 from pipeline.schema import load_label_schema

@@ -50,7 +50,7 @@ class ChunkCache:
         self.size = size
         truncation = tokenizer.truncation
         self.max_tokens = truncation["max_length"] if truncation else None
-        self._ids: dict[str, list[int]] = {}
+        self._ids: dict[str, tuple[int, ...]] = {}
 
     @staticmethod
     def supports(tokenizer) -> bool:
@@ -76,7 +76,9 @@ class ChunkCache:
             if len(cache) + len(missing) > self.size:
                 cache = self._ids = {}
                 missing = list(set(chunks))
-            cache.update(zip(missing, self._encode_chunks(missing)))
+            # Tuples of ints: the garbage collector stops tracking them, so a full cache does not
+            # make every collection in a long-running process walk 50,000 more objects.
+            cache.update(zip(missing, map(tuple, self._encode_chunks(missing))))
             per_chunk = list(map(cache.__getitem__, chunks))
         chunk_lengths = np.fromiter(map(len, per_chunk), dtype=np.int64, count=len(per_chunk))
         ids = np.fromiter(itertools.chain.from_iterable(per_chunk), dtype=np.int64, count=int(chunk_lengths.sum()))

@@ -1,8 +1,9 @@
 """Scanning a batch's words, and matching cue phrases in it: kernels of the forward pass that the
 training-time ``CueFeaturizer`` calls too (one implementation for both).
 
-``match_cues`` finds exactly what trying every cue at every word would (tests/code/test_forward_kernels.py),
-looking only at the words that start some cue, and at a negation window only when a negator is in it.
+``match_cues`` finds exactly what trying every cue at every word would
+(tests/code/test_forward_kernels.py), looking only at the words that start some cue, and at a
+negation window only when a negator is in it.
 """
 
 from __future__ import annotations
@@ -75,9 +76,9 @@ _NEGATION_HEAD, _NEGATION_TAIL = r"(?<![\w'])(?:", r")(?! +only\b"
 @functools.lru_cache(maxsize=64)
 def _negator_hint(negation: re.Pattern) -> re.Pattern | None:
     """A cheap necessary condition for ``negation`` (``CueFeaturizer``'s pattern): one of its
-    negator phrases starting a word, or "n't", somewhere in the window. Most windows have none, and the full
-    pattern, tried at every position of the window, is the dearer search. None for a pattern of
-    another shape."""
+    negator phrases starting a word, or "n't", somewhere in the window. Most windows have none,
+    and the full pattern, tried at every position of the window, is the dearer search. None for
+    a pattern of another shape."""
     pattern = negation.pattern
     if not pattern.startswith(_NEGATION_HEAD) or _NEGATION_TAIL not in pattern:
         return None

@@ -1,8 +1,9 @@
+import re
 import unicodedata
 
 from hypothesis import given, strategies as st
 
-from pipeline.textnorm import normalize, passage_id
+from pipeline.textnorm import _INVISIBLE, normalize, passage_id, valid_unicode
 
 
 @given(st.text())
@@ -66,3 +67,24 @@ def test_a_lone_surrogate_becomes_the_replacement_character_and_a_pair_its_chara
     # The seed passages' ids do not move (annotations refer to them).
     assert passage_id(normalize("Russia and North Korea signed a treaty.")) == passage_id(
         "Russia and North Korea signed a treaty.")
+
+
+# Every character Python's str.split() and re's \s treat as whitespace, and their neighbours.
+_SPACES = [chr(c) for c in range(0x110000) if chr(c).isspace()] + ["\x1c", "\x1f", "\u200b", "\ufeff", "a", "b"]
+
+
+def _normalize_by_regex(text: str) -> str:
+    """The definition normalize had before it collapsed whitespace with str.split()."""
+    text = valid_unicode(text)
+    for _ in range(4):
+        cleaned = re.sub(r"\s+", " ", _INVISIBLE.sub("", unicodedata.normalize("NFKC", text))).strip()
+        if cleaned == text:
+            break
+        text = cleaned
+    return text
+
+
+@given(st.text() | st.text(alphabet=st.sampled_from(_SPACES)))
+def test_normalize_collapses_whitespace_exactly_as_the_regex_definition(text):
+    # str.split() and \s both split at Py_UNICODE_ISSPACE characters; passage ids depend on this.
+    assert normalize(text) == _normalize_by_regex(text)

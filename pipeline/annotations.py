@@ -8,6 +8,7 @@ Control names come from pipeline.labels; choice values may be display names
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,11 +142,23 @@ def parse_task(task: Any, schema: LabelSchema, where: str, adjudicators: Iterabl
     return records
 
 
+def export_text(path: str | Path) -> str:
+    """The JSON text of an export file: ``*.json``, or ``*.json.gz`` (a large export kept compressed in git)."""
+    path = Path(path)
+    data = path.read_bytes()
+    if path.name.endswith(".gz"):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise InputError(f"{path}: not a readable gzip file ({exc})") from None
+    return data.decode("utf-8")
+
+
 def read_export(path: str | Path, schema: LabelSchema, adjudicators: Iterable[str] = ()) -> list[AnnotationRecord]:
-    """All annotation records in one Label Studio JSON export file."""
+    """All annotation records in one Label Studio JSON export file (``*.json`` or ``*.json.gz``)."""
     path = Path(path)
     try:
-        tasks = json.loads(path.read_text(encoding="utf-8"))
+        tasks = json.loads(export_text(path))
     except UnicodeDecodeError:
         raise InputError(f"{path}: not valid UTF-8") from None
     except json.JSONDecodeError as exc:
@@ -155,12 +168,22 @@ def read_export(path: str | Path, schema: LabelSchema, adjudicators: Iterable[st
     return [record for task in tasks for record in parse_task(task, schema, str(path), adjudicators)]
 
 
-def read_exports(directory: str | Path, schema: LabelSchema, adjudicators: Iterable[str] = ()) -> list[AnnotationRecord]:
-    """Records of every *.json export under ``directory`` (sorted by path)."""
+def export_files(directory: str | Path) -> list[Path]:
+    """Every ``*.json`` and ``*.json.gz`` export under ``directory``, sorted by path; InputError if one
+    export is there in both forms (its annotations would count twice)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise InputError(f"{directory}: annotations folder not found")
-    return [r for path in sorted(directory.rglob("*.json")) for r in read_export(path, schema, adjudicators)]
+    paths = sorted([*directory.rglob("*.json"), *directory.rglob("*.json.gz")])
+    for path in paths:
+        if path.name.endswith(".gz") and path.with_suffix("") in paths:
+            raise InputError(f"{path.with_suffix('')} and {path}: the same export twice; keep one of them")
+    return paths
+
+
+def read_exports(directory: str | Path, schema: LabelSchema, adjudicators: Iterable[str] = ()) -> list[AnnotationRecord]:
+    """Records of every export under ``directory`` (``export_files``)."""
+    return [r for path in export_files(directory) for r in read_export(path, schema, adjudicators)]
 
 
 def choices_results(schema: LabelSchema, frames: Iterable[str], stance: str | None, off_topic: bool = False) -> list[dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import shutil
@@ -46,10 +47,15 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 def write_json_array(path: str | Path, items: list) -> None:
     """A JSON array with one compact item per line: a Label Studio export stays valid JSON, a third of
-    its indented size, and a changed annotation changes one line of the diff."""
-    with atomic_open(path) as fh:
-        fh.write("[\n" + ",\n".join(json.dumps(item, ensure_ascii=False, separators=(",", ":")) for item in items)
-                 + "\n]\n")
+    its indented size, and a changed annotation changes one line of the diff. A ``.gz`` path is
+    gzip-compressed, the same bytes for the same items (no time stamp or name in the header)."""
+    text = "[\n" + ",\n".join(json.dumps(item, ensure_ascii=False, separators=(",", ":")) for item in items) + "\n]\n"
+    if not str(path).endswith(".gz"):
+        with atomic_open(path) as fh:
+            fh.write(text)
+        return
+    with atomic_open(path, "wb") as fh, gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) as gz:
+        gz.write(text.encode("utf-8"))
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -231,14 +231,16 @@ class PullSummary:
 
 
 def export_path(annotations_dir: str | Path, project_id: int) -> Path:
+    """Where a project's export lives: its ``.json.gz`` if one is there (pull keeps it compressed), else ``.json``."""
     path = Path(annotations_dir) / f"labelstudio_project_{project_id}.json"
     assert path.name != SEED_FILE
-    return path
+    compressed = path.with_name(path.name + ".gz")
+    return compressed if compressed.exists() else path
 
 
 def _read_local(path: Path) -> list[dict]:
     try:
-        tasks = json.loads(path.read_text(encoding="utf-8"))
+        tasks = json.loads(ann_io.export_text(path))
     except FileNotFoundError:
         return []
     except json.JSONDecodeError as exc:

@@ -1,9 +1,11 @@
+import gzip
 import json
 
 import pytest
 
-from pipeline.annotations import choices_results, parse_task, read_export
+from pipeline.annotations import choices_results, parse_task, read_export, read_exports
 from pipeline.errors import InputError
+from pipeline.fsutil import write_json_array
 
 
 def task(results, task_id=7, **data):
@@ -54,3 +56,29 @@ def test_malformed_export_file(tmp_path, schema):
     path.write_text(json.dumps({"not": "a list"}))
     with pytest.raises(InputError, match="is a list of tasks"):
         read_export(path, schema)
+
+
+def test_a_compressed_export_reads_as_the_plain_one_and_writes_the_same_bytes(schema, tmp_path):
+    tasks = [task(choices_results(schema, ["transactional"], "critical"), task_id=i) for i in (1, 2)]
+    plain, packed = tmp_path / "plain" / "p.json", tmp_path / "packed" / "p.json.gz"
+    write_json_array(plain, tasks)
+    write_json_array(packed, tasks)
+    assert gzip.decompress(packed.read_bytes()) == plain.read_bytes()
+    first = packed.read_bytes()
+    write_json_array(packed, tasks)
+    assert packed.read_bytes() == first  # no time stamp in the header: git sees no change
+    strip = lambda records: [(r.passage_id, r.frames, r.stance) for r in records]
+    assert strip(read_exports(packed.parent, schema)) == strip(read_exports(plain.parent, schema))
+    assert len(read_exports(packed.parent, schema)) == 2
+
+
+def test_one_export_in_both_forms_or_a_broken_gzip_is_refused(schema, tmp_path):
+    tasks = [task(choices_results(schema, ["transactional"], "critical"))]
+    write_json_array(tmp_path / "p.json", tasks)
+    write_json_array(tmp_path / "p.json.gz", tasks)
+    with pytest.raises(InputError, match=r"p\.json and .*p\.json\.gz: the same export twice"):
+        read_exports(tmp_path, schema)
+    (tmp_path / "p.json").unlink()
+    (tmp_path / "p.json.gz").write_bytes(b"not gzip")
+    with pytest.raises(InputError, match=r"p\.json\.gz: not a readable gzip file"):
+        read_exports(tmp_path, schema)

@@ -144,6 +144,12 @@ def test_export_path_never_is_the_seed_file(tmp_path):
     assert export_path(tmp_path, 3).name == "labelstudio_project_3.json"
 
 
+def test_an_export_stored_compressed_is_pulled_into_in_place(tmp_path):
+    (tmp_path / "labelstudio_project_3.json.gz").write_bytes(b"")
+    assert export_path(tmp_path, 3).name == "labelstudio_project_3.json.gz"
+    assert export_path(tmp_path, 4).name == "labelstudio_project_4.json"
+
+
 # -- settings -------------------------------------------------------------------------------
 
 def test_settings_precedence_and_no_secrets_in_repr(tmp_path):

@@ -233,9 +233,9 @@ class Tfidf:
     def _counts(self, texts: Sequence[str], words: Words | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """CountVectorizer's counts as (indptr, indices, counts), column indices sorted per row."""
         if self.analyzer == "word":
-            index = self.__dict__.get("_index")
-            if index is None and WordNgramIndex.fits(self.vocabulary, self.ngram_range):
-                index = self._index = WordNgramIndex(self.vocabulary, self.ngram_range)
+            if "_index" not in self.__dict__:  # built once per process; None: too large for int64 keys
+                self._index = WordNgramIndex.build(self.vocabulary, self.ngram_range)
+            index = self._index
             if index is not None:  # token ids and integer n-gram keys, a batch at a time
                 if words is not None and self.token_pattern == _DEFAULT_TOKENS:
                     return index.counts(words.words, min_length=2)

@@ -27,31 +27,28 @@ class WordNgramIndex:
     distinct for distinct n-grams of any length (no digit is 0).
     """
 
-    def __init__(self, vocabulary: dict[str, int], ngram_range: tuple[int, int]):
+    def __init__(self, token_ids: dict[str, int], keys: np.ndarray, columns: np.ndarray,
+                 ngram_range: tuple[int, int], n_columns: int):
+        self.token_ids = token_ids
+        self.base = len(token_ids) + 1
+        self.keys = keys  # sorted
+        self.columns = columns  # the vocabulary column of each key
         self.ngram_range = ngram_range
-        self.n_columns = len(vocabulary)
-        self.token_ids: dict[str, int] = {}
-        entries = []
-        for ngram, column in vocabulary.items():
-            ids = [self.token_ids.setdefault(tok, len(self.token_ids)) for tok in ngram.split(" ")]
-            entries.append((ids, column))
-        self.base = len(self.token_ids) + 1
-        keys = np.fromiter((self._key(ids) for ids, _ in entries), dtype=np.int64, count=len(entries))
+        self.n_columns = n_columns
+
+    @classmethod
+    def build(cls, vocabulary: dict[str, int], ngram_range: tuple[int, int]) -> "WordNgramIndex | None":
+        """The index of a fitted vocabulary, or None when its keys would not fit in an int64."""
+        token_ids: dict[str, int] = {}
+        entries = [([token_ids.setdefault(tok, len(token_ids)) for tok in ngram.split(" ")], column)
+                   for ngram, column in vocabulary.items()]
+        base = len(token_ids) + 1
+        if base ** ngram_range[1] >= _KEY_LIMIT:
+            return None
+        keys = np.fromiter((_key(ids, base) for ids, _ in entries), dtype=np.int64, count=len(entries))
         order = np.argsort(keys, kind="stable")
-        self.keys = keys[order]
-        self.columns = np.fromiter((c for _, c in entries), dtype=np.int64, count=len(entries))[order]
-
-    @staticmethod
-    def fits(vocabulary: dict[str, int], ngram_range: tuple[int, int]) -> bool:
-        """Whether every key of this vocabulary fits in an int64."""
-        n_tokens = len({tok for ngram in vocabulary for tok in ngram.split(" ")})
-        return (n_tokens + 1) ** ngram_range[1] < _KEY_LIMIT
-
-    def _key(self, ids: Sequence[int]) -> int:
-        key = 0
-        for t in ids:
-            key = key * self.base + t + 1
-        return key
+        columns = np.fromiter((c for _, c in entries), dtype=np.int64, count=len(entries))
+        return cls(token_ids, keys[order], columns[order], ngram_range, len(vocabulary))
 
     def counts(self, token_lists: Sequence[Sequence[str]], min_length: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(indptr, indices, counts) of the CSR count matrix of these tokenised texts: one row per
@@ -90,3 +87,10 @@ class WordNgramIndex:
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(code // self.n_columns, minlength=n), out=indptr[1:])
         return indptr, code % self.n_columns, counts
+
+
+def _key(ids: Sequence[int], base: int) -> int:
+    key = 0
+    for t in ids:
+        key = key * base + t + 1
+    return key

@@ -78,7 +78,7 @@ def test_a_tokenizer_that_may_not_split_at_spaces_is_called_on_whole_texts(wordp
 def test_word_ngram_counts_are_count_vectorizers(texts, ngram_range, max_features):
     train = [r["text"] for r in build_records(48, seed=3)] + texts[:200]
     cv = CountVectorizer(ngram_range=ngram_range, max_features=max_features).fit(train)
-    index = WordNgramIndex(cv.vocabulary_, ngram_range)
+    index = WordNgramIndex.build(cv.vocabulary_, ngram_range)
     want = cv.transform(texts)
     from_tokens = index.counts([cv.build_tokenizer()(t.lower()) for t in texts])
     from_words = index.counts(Words(texts).words, min_length=2)  # the WORD runs shared with the cue matcher

@@ -46,8 +46,9 @@ def corpus_documents(root: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def oracle(root, params, schema, tmp_path_factory):
-    """The corpus's final labels by passage text: what the annotators here will choose."""
+def labelled(root, params, schema, tmp_path_factory):
+    """The corpus's final labels by passage text (what the annotators here will choose), and the ids
+    of the documents with a passage that has none yet (a disagreement no adjudicator decided)."""
     from pipeline import ingest
 
     work = tmp_path_factory.mktemp("oracle")
@@ -55,18 +56,30 @@ def oracle(root, params, schema, tmp_path_factory):
                params.ingest, params.seed)
     records = read_exports(root / "labels/annotations", schema, params.dataset.adjudicators)
     examples, _ = resolve(records, read_passages(work / "passages.jsonl"), schema)
-    return {e.text: e for e in examples}
+    by_text = {e.text: e for e in examples}
+    unresolved = set()
+    for line in (work / "passages.jsonl").read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if record["text"] not in by_text:
+            unresolved |= {s["doc_id"].split(":", 1)[-1] for s in record["sources"]}
+    return by_text, unresolved
 
 
 @pytest.fixture(scope="module")
-def repo(root, tmp_path_factory, ls_server, static_embedding):
+def oracle(labelled):
+    return labelled[0]
+
+
+@pytest.fixture(scope="module")
+def repo(root, tmp_path_factory, ls_server, static_embedding, labelled):
     """The copy: seeds annotated, the corpus's annotations and documents left out but one waiting
     document; fast candidates; its own Label Studio projects and credentials (state in .labelstudio);
     the distill stage's table committed to DVC as it is (tests/test_e2e_dvc.py runs that stage)."""
     dest, env = workspace.clone(
         root, tmp_path_factory.mktemp("loop") / "repo",
         keep=lambda rel: not rel.startswith(("corpus/documents/", "labels/annotations/labelstudio_project_")))
-    documents = corpus_documents(root)
+    # Only documents whose every passage has a final label: the annotators here need one for each.
+    documents = [d for d in corpus_documents(root) if json.loads(d)["id"] not in labelled[1]]
     (dest / "corpus/documents").mkdir(parents=True, exist_ok=True)
     (dest / "corpus/documents/waiting.jsonl").write_text(documents[WAITING_DOCUMENT] + "\n", encoding="utf-8")
     params_file = dest / "configs/params.yaml"

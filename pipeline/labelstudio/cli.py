@@ -190,12 +190,14 @@ def cmd_adjudicate(args) -> None:
     params = _params(args)
     schema = load_label_schema(args.labels)
     records = annotations.read_exports(args.annotations, schema, params.dataset.adjudicators)
+    passages = read_passages(args.passages)
+    review = adjudication.read_review_ids(args.review, passages) if args.review else []
     ls, url, settings = _connect(args)
     summary = adjudication.push_disagreements(
         ls, url, state_file=settings.state_dir / "project.json", records=records,
-        passages=read_passages(args.passages), schema=schema, title=params.labelstudio.adjudication_title,
+        passages=passages, schema=schema, title=params.labelstudio.adjudication_title,
         label_config=adjudication_config_xml(schema), instructions=_guidelines_html(args.guidelines),
-        project_id=args.project)
+        project_id=args.project, review=review)
     print(f"pushed to {url}")
     for line in summary.lines():
         print(f"  {line}")
@@ -265,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("adjudicate", parents=[common, files],
                        help="queue every passage the annotators disagree on for an adjudicator")
+    p.add_argument("--review", type=Path, metavar="FILE",
+                   help="also queue these passages (one id per line), agreed on or not: a re-review after a "
+                        "guideline revision")
     p.set_defaults(func=cmd_adjudicate)
     return parser
 

@@ -344,6 +344,35 @@ def test_disagreements_go_to_an_adjudicator_whose_decision_wins(annotated, ls_cl
     assert "0 passage(s) with disagreements not yet adjudicated" in capsys.readouterr().out
 
 
+def test_review_queues_a_passage_the_annotators_agreed_on(annotated, ls_client, ls_server, ls_workspace, root,
+                                                           monkeypatch, tmp_path, capsys):
+    """After a guideline revision, `adjudicate --review FILE` queues listed passages nobody disputed, with
+    both judgements shown; an id that is no passage stops it, naming the line, before anything is queued."""
+    from pipeline.errors import InputError
+
+    agreed = annotated["tasks"][2]["data"]["passage_id"]  # both annotators: transactional, neutral
+    listing = tmp_path / "review.txt"
+    listing.write_text(f"# Hard case 4 revised\n{agreed}\n", encoding="utf-8")
+    common = ["--params", str(root / "configs/params.yaml"), "--labels", str(root / "configs/labels.yaml"),
+              "--review", str(listing)]
+    capsys.readouterr()
+    run_cli(monkeypatch, ls_server, "adjudicate", ls_workspace, *common)
+    assert "0 passage(s) with disagreements not yet adjudicated and 1 listed for re-review: 1 new task(s)" in \
+        capsys.readouterr().out
+    pid = project_id(ls_server, client.ADJUDICATION)
+    queued = [t for t in tasks_of(ls_client, ls_server, pid) if t["data"]["passage_id"] == agreed]
+    assert len(queued) == 1 and queued[0]["data"]["adjudication"] is True
+    assert queued[0]["data"]["judgements"].splitlines() == ["ann.one@example.org: Transactional; Neutral",
+                                                             "ann.two@example.org: Transactional; Neutral"]
+    run_cli(monkeypatch, ls_server, "adjudicate", ls_workspace, *common)  # once only
+    assert "0 new task(s), 1 already waiting for the adjudicator" in capsys.readouterr().out
+    listing.write_text(f"{agreed}\nno-such-passage\n", encoding="utf-8")
+    before = len(tasks_of(ls_client, ls_server, pid))
+    with pytest.raises(InputError, match=r"review.txt:2: 'no-such-passage' is not a passage"):
+        run_cli(monkeypatch, ls_server, "adjudicate", ls_workspace, *common)
+    assert len(tasks_of(ls_client, ls_server, pid)) == before
+
+
 def test_dataset_counts_only_passages_with_a_completed_annotation(ls_workspace, params, root, tmp_path):
     from pipeline import dataset
 

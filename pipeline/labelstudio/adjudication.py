@@ -65,7 +65,7 @@ def read_review_ids(path: str | Path, passages: Mapping[str, Mapping]) -> list[s
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise InputError(f"{path}: review list not found") from None
-    ids: list[str] = []
+    ids: dict[str, int] = {}  # id → line, in file order
     for lineno, line in enumerate(lines, 1):
         pid = line.split("#", 1)[0].strip()
         if not pid:
@@ -73,9 +73,9 @@ def read_review_ids(path: str | Path, passages: Mapping[str, Mapping]) -> list[s
         if pid not in passages:
             raise InputError(f"{path}:{lineno}: {pid!r} is not a passage of the ingest stage's output")
         if pid in ids:
-            raise InputError(f"{path}:{lineno}: {pid!r} is listed twice")
-        ids.append(pid)
-    return ids
+            raise InputError(f"{path}:{lineno}: {pid!r} is listed twice (first on line {ids[pid]})")
+        ids[pid] = lineno
+    return list(ids)
 
 
 def review_items(records: Sequence[AnnotationRecord], passages: Mapping[str, Mapping],

@@ -32,7 +32,7 @@ from tests.workspace import sh
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-ADDED_DOCUMENTS = 36     # the new batch: every 7th corpus document (all outlet types)
+ADDED_DOCUMENTS = 36     # the new batch: corpus documents at an even stride (all outlet types and rounds)
 WAITING_DOCUMENT = 3     # one corpus document ingested but not annotated before the story starts
 TITLE = "Loop test: passages"  # its own projects on the shared server
 # Fast candidates keep the three `dvc repro` runs short; the other tests cover the full grid.
@@ -132,7 +132,7 @@ def story(repo, oracle, schema):
     assert out["v1"]["promoted"] and out["v1"]["version"] == "1", out["v1"]
 
     # 1. add documents, 9. retrain: no new labels, so nothing is retrained or promoted
-    added = repo["documents"][::7][:ADDED_DOCUMENTS]
+    added = repo["documents"][::len(repo["documents"]) // ADDED_DOCUMENTS][:ADDED_DOCUMENTS]  # spread over all files
     (repo["dir"] / "corpus/documents/new_batch.jsonl").write_text("\n".join(added) + "\n", encoding="utf-8")
     out["after_adding"] = dvc_repro(repo)
     out["passages"] = read_passages(repo["dir"] / "data/passages.jsonl")

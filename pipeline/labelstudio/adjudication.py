@@ -38,13 +38,19 @@ def describe(record: AnnotationRecord, schema: LabelSchema) -> str:
     return f"{record.annotator}: {frames}; {display.get(record.stance, record.stance)}"
 
 
+def _judgements_by_passage(records: Sequence[AnnotationRecord]) -> dict[str, list[AnnotationRecord]]:
+    """passage id → its annotators' latest judgements, in annotator order."""
+    by_passage: dict[str, list[AnnotationRecord]] = {}
+    for (pid, _), record in sorted(latest_judgements(records).items()):
+        by_passage.setdefault(pid, []).append(record)
+    return by_passage
+
+
 def disagreements(records: Sequence[AnnotationRecord], passages: Mapping[str, Mapping],
                   schema: LabelSchema) -> list[tuple[Mapping, list[AnnotationRecord]]]:
     """(passage, its annotators' latest judgements) for every current passage whose annotators
     disagree on some label and that no adjudicator has decided yet, in passage order."""
-    by_passage: dict[str, list[AnnotationRecord]] = {}
-    for (pid, _), record in sorted(latest_judgements(records).items()):
-        by_passage.setdefault(pid, []).append(record)
+    by_passage = _judgements_by_passage(records)
     decided = latest_adjudications(records)
     out = []
     for pid, passage in passages.items():
@@ -83,13 +89,9 @@ def review_items(records: Sequence[AnnotationRecord], passages: Mapping[str, Map
     """(passage, every judgement so far: annotators' latest, then the latest adjudication) for each id in
     ``review``, in passage order."""
     wanted = set(review)
-    by_passage: dict[str, list[AnnotationRecord]] = {}
-    for (pid, _), record in sorted(latest_judgements(records).items()):
-        if pid in wanted:
-            by_passage.setdefault(pid, []).append(record)
+    by_passage = _judgements_by_passage(records)
     for pid, record in latest_adjudications(records).items():
-        if pid in wanted:
-            by_passage.setdefault(pid, []).append(record)
+        by_passage.setdefault(pid, []).append(record)
     return [(passage, by_passage.get(pid, [])) for pid, passage in passages.items() if pid in wanted]
 
 

@@ -28,6 +28,10 @@ COMMANDS = {
     "monitor": ("pipeline.monitor", "static HTML drift report of the serving prediction log; exit 1 when a label drifted"),
 }
 
+# The stages whose outputs dvc.lock records bit for bit: one CPU code path (pipeline/numerics.py).
+# distill pins its own process (pipeline/distill.py).
+PINNED_COMMANDS = ("train", "evaluate")
+
 
 def _usage() -> str:
     width = max(map(len, COMMANDS))
@@ -52,6 +56,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     for noisy in ("alembic", "mlflow.store.db.utils"):  # schema migrations of a fresh sqlite store
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if name in PINNED_COMMANDS:
+        from pipeline.numerics import pin_code_paths
+
+        pin_code_paths()
     from pipeline.errors import InputError
 
     module = importlib.import_module(COMMANDS[name][0])

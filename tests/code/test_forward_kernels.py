@@ -103,7 +103,8 @@ def _match_every_word(texts, f: CueFeaturizer) -> np.ndarray:
     return out
 
 
-def test_cue_matching_is_trying_every_cue_at_every_word(texts):
+def test_cue_matching_is_trying_every_cue_at_every_word(texts, passages):
+    texts = texts[:len(passages)][::2] + texts[len(passages):]  # the obvious matcher is slow: half the passages
     cues = sorted({c for label in (*SCHEMA.frames, *SCHEMA.stance) for c in label.cues})
     f = CueFeaturizer(cues=cues, negators=SCHEMA.negators).fit()
     want = _match_every_word(texts, f)
